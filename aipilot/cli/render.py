@@ -1,0 +1,110 @@
+"""Output in one place: JSON documents and rich tables on stdout, messages on stderr.
+
+Consoles are built at call time (never at import): a console bound to ``sys.stdout`` at
+import escapes the test runner's capture and costs start-up time.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, is_dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from aipilot.errors import AipilotError
+
+
+def stdout() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def stderr() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)  # one message, one line
+
+
+def is_terminal() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, UUID):
+        return str(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def to_plain(value: Any) -> Any:
+    """Dataclasses and their fields to JSON-ready plain data."""
+    return json.loads(json.dumps(value, default=_default))
+
+
+def emit_json(document: Any) -> None:
+    """The one machine-readable document a ``--json`` command prints on stdout."""
+    typer.echo(json.dumps(document, default=_default, ensure_ascii=False, indent=2))
+
+
+def note(message: str) -> None:
+    """Progress and confirmations: stderr, so stdout stays data."""
+    stderr().print(message, markup=False)
+
+
+def success(message: str) -> None:
+    stderr().print(f"[green]✓[/green] {escape(message)}")
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+def error(err: AipilotError, *, json_mode: bool) -> None:
+    console = stderr()
+    console.print(f"[bold red]Error:[/bold red] {escape(err.message)}")
+    if err.hint:
+        console.print(f"[yellow]Hint:[/yellow] {escape(err.hint)}")
+    if json_mode:
+        emit_json(
+            {
+                "success": False,
+                "error": {
+                    "type": type(err).__name__,
+                    "message": err.message,
+                    "hint": err.hint,
+                    "exit_code": int(err.exit_code),
+                },
+            }
+        )
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    from rich.table import Table
+
+    tbl = Table(title=title, title_justify="left", show_lines=False)
+    for column in columns:
+        tbl.add_column(column)
+    for row in rows:
+        tbl.add_row(*("" if cell is None else str(cell) for cell in row))
+    stdout().print(tbl)
+
+
+def when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "—"

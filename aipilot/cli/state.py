@@ -1,0 +1,73 @@
+"""Per-invocation state: the global options and the lazily opened runtime context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from aipilot.config import Settings
+
+if TYPE_CHECKING:
+    from aipilot.db.engine import Database
+    from aipilot.services.runtime import Context
+
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout instead of text.")
+]
+
+
+@dataclass
+class State:
+    db: str | None = None
+    user: str | None = None
+    json: bool = False
+    debug: bool = False
+    _settings: Settings | None = field(default=None, repr=False)
+    _context: Context | None = field(default=None, repr=False)
+    _database: Database | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = Settings.resolve(
+                db=self.db, user=self.user, json=self.json, debug=self.debug
+            )
+        return self._settings
+
+    def database(self) -> Database:
+        """The database, without a schema check (for `init` and `db` commands)."""
+        if self._database is None:
+            from aipilot.services.runtime import open_database
+
+            self._database = open_database(self.settings, check_schema=False)
+        return self._database
+
+    def context(self) -> Context:
+        """The database (schema checked) and the current user, opened on first use."""
+        if self._context is None:
+            from aipilot.services.runtime import connect
+
+            self._context = connect(self.settings, database=self._database)
+            self._database = self._context.db
+        return self._context
+
+    def close(self) -> None:
+        """Release pooled connections when the command ends."""
+        if self._database is not None:
+            self._database.dispose()
+
+
+def state(ctx: typer.Context) -> State:
+    root = ctx.find_root()
+    if not isinstance(root.obj, State):
+        root.obj = State()
+    return root.obj
+
+
+def wants_json(ctx: typer.Context, local: bool) -> bool:
+    current = state(ctx)
+    if local:
+        current.json = True
+    return current.json

@@ -1,0 +1,67 @@
+"""`aipilot users list | add | set-role`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from aipilot.cli import render
+from aipilot.cli.state import JsonOpt, state, wants_json
+
+app = typer.Typer(
+    help="Users of a team database (admins add users and set roles).", no_args_is_help=True
+)
+
+
+@app.command("list")
+def list_(ctx: typer.Context, json_output: JsonOpt = False) -> None:
+    """List the users and their roles."""
+    from aipilot.services import users
+
+    rows = users.list_users(state(ctx).context())
+    if wants_json(ctx, json_output):
+        render.emit_json({"users": render.to_plain(rows)})
+        return
+    render.table(
+        "Users",
+        ["", "user", "role", "id", "since"],
+        [
+            ("*" if u.is_current else "", u.username, u.role, u.user_id, render.when(u.created_at))
+            for u in rows
+        ],
+    )
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The new user's name.")],
+    admin: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Register a user (admin only). Example: aipilot users add alice --admin"""
+    from aipilot.services import users
+
+    info = users.add_user(state(ctx).context(), name, role="admin" if admin else "member")
+    if wants_json(ctx, json_output):
+        render.emit_json({"success": True, "user": render.to_plain(info)})
+    else:
+        render.success(f"added {info.username} ({info.role})")
+
+
+@app.command("set-role")
+def set_role(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="User name or id.")],
+    role: Annotated[str, typer.Argument(help="admin or member.")],
+    json_output: JsonOpt = False,
+) -> None:
+    """Change a user's role (admin only). Example: aipilot users set-role alice member"""
+    from aipilot.services import users
+
+    info = users.set_role(state(ctx).context(), name, role)
+    if wants_json(ctx, json_output):
+        render.emit_json({"success": True, "user": render.to_plain(info)})
+    else:
+        render.success(f"{info.username} is now {info.role}")

@@ -1,0 +1,157 @@
+"""Engine and sessions.
+
+- SQLite: every connection gets WAL, ``busy_timeout=10000`` and ``foreign_keys=ON``; write
+  transactions start with ``BEGIN IMMEDIATE`` (a deferred BEGIN fails with "database is
+  locked" under concurrent writers despite the busy timeout — see SECURITY.md), read
+  transactions with a plain ``BEGIN``. The file is created 0600 in a 0700 directory.
+- PostgreSQL: psycopg 3 with a bounded connect timeout; the current user is set per
+  transaction with ``set_config('request.jwt.claims', …, true)`` (never per session: a
+  session-level setting would outlive the transaction on a pooled connection), which the
+  row-level-security policies read through ``auth.uid()``.
+
+Each public service function is one unit of work: ``with db.session(user_id=…, write=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.orm import Session
+
+from aipilot.errors import DatabaseError
+from aipilot.redaction import redact
+
+CONNECT_TIMEOUT_S = 5
+SQLITE_BUSY_TIMEOUT_MS = 10000
+WRITE_OPTION = "aipilot_write"
+
+
+def describe_url(url: str | URL) -> str:
+    """The URL without its password, for messages."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    if parsed.get_backend_name() == "sqlite":
+        return f"SQLite file {parsed.database}"
+    host = parsed.host or "localhost"
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"PostgreSQL database {parsed.database!r} on {host}{port}"
+
+
+def _prepare_sqlite_file(path: str) -> None:
+    """Create the database file 0600 in a 0700 directory before SQLite opens it."""
+    if path in ("", ":memory:") or path.startswith("file:"):
+        return
+    file = Path(path).expanduser()
+    if not file.parent.exists():
+        file.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+        os.chmod(file.parent, 0o700)
+    if not file.exists():
+        fd = os.open(file, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+        os.close(fd)
+
+
+def _install_sqlite_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (below)
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def create_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        _prepare_sqlite_file(parsed.database or "")
+        engine = sa.create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _install_sqlite_hooks(engine)
+        return engine
+    return sa.create_engine(
+        parsed,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "aipilot"},
+        pool_pre_ping=False,
+    )
+
+
+class Database:
+    """A database URL with a lazily created engine and the session factory."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = create_engine(self.url)
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        return make_url(self.url).get_backend_name()
+
+    def describe(self) -> str:
+        return describe_url(self.url)
+
+    @contextmanager
+    def session(
+        self, *, user_id: uuid.UUID | None = None, write: bool = False
+    ) -> Iterator[Session]:
+        """One transaction: commits on success, rolls back on error."""
+        bind = self.engine.execution_options(**{WRITE_OPTION: True}) if write else self.engine
+        with (
+            translate_db_errors(self),
+            Session(bind=bind, expire_on_commit=False) as session,
+            session.begin(),
+        ):
+            if self.dialect == "postgresql":
+                set_identity(session, user_id)
+            yield session
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+def set_identity(session: Session, user_id: uuid.UUID | None) -> None:
+    """Set the transaction-local JWT claims that ``auth.uid()`` reads (PostgreSQL only)."""
+    claims = json.dumps({"sub": str(user_id), "role": "authenticated"}) if user_id else ""
+    session.execute(
+        sa.text("SELECT set_config('request.jwt.claims', :claims, true)"), {"claims": claims}
+    )
+
+
+@contextmanager
+def translate_db_errors(db: Database) -> Iterator[None]:
+    """Turn driver-level failures into one-line DatabaseErrors without the DSN password."""
+    try:
+        yield
+    except sa.exc.OperationalError as exc:
+        raise DatabaseError(
+            f"cannot use the {db.describe()}: {_first_line(exc.orig, db)}",
+            hint="check that the server is running and the URL (--db / AIPILOT_DATABASE_URL)",
+        ) from exc
+    except sa.exc.InterfaceError as exc:
+        raise DatabaseError(f"database connection failed: {_first_line(exc.orig, db)}") from exc
+
+
+def _first_line(orig: BaseException | None, db: Database) -> str:
+    text = (str(orig) if orig is not None else "").strip()
+    line = text.splitlines()[0] if text else type(orig).__name__
+    return redact(line, [make_url(db.url).password])

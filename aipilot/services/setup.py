@@ -1,0 +1,114 @@
+"""``aipilot init``: schema, catalog seed, first user, master key — idempotent."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from aipilot import vault
+from aipilot.config import Settings
+from aipilot.db import migrate
+from aipilot.db.engine import Database
+from aipilot.db.identity import user_filter
+from aipilot.db.models import Model, Provider, User
+from aipilot.db.seed import MODELS, PROVIDERS
+from aipilot.services.runtime import open_database
+
+
+@dataclass(frozen=True)
+class InitReport:
+    database: str
+    revision_before: str | None
+    revision_after: str | None
+    providers_added: list[str] = field(default_factory=list)
+    models_added: list[str] = field(default_factory=list)
+    user: str = ""
+    user_created: bool = False
+    user_role: str | None = None
+    master_key_source: str = "none"
+    master_key_note: str | None = None
+
+
+def initialise(settings: Settings, *, db: Database | None = None) -> InitReport:
+    db = db or open_database(settings, check_schema=False)
+    before, after = migrate.upgrade(db)
+    with db.session(write=True) as session:
+        providers_added, models_added = seed_catalog(session)
+        created, role = _ensure_first_user(session, settings.user)
+    master_key, note = vault.ensure_master_key()
+    return InitReport(
+        database=db.describe(),
+        revision_before=before,
+        revision_after=after,
+        providers_added=providers_added,
+        models_added=models_added,
+        user=settings.user,
+        user_created=created,
+        user_role=role,
+        master_key_source=vault.master_key_source() if master_key else "none",
+        master_key_note=note,
+    )
+
+
+def seed_catalog(session: Session) -> tuple[list[str], list[str]]:
+    """Insert the providers and starter models that are missing; never overwrite."""
+    existing = {p.provider_key: p for p in session.scalars(sa.select(Provider))}
+    added: list[str] = []
+    for seed in PROVIDERS:
+        if seed.provider_key in existing:
+            continue
+        row = Provider(
+            provider_key=seed.provider_key,
+            provider_name=seed.provider_name,
+            base_url=seed.base_url,
+            api_kind=seed.api_kind,
+            api_auth_method=seed.api_auth_method,
+            api_auth_header=seed.api_auth_header,
+            api_headers=dict(seed.api_headers),
+            test_endpoint=seed.test_endpoint,
+            is_active=seed.is_active,
+        )
+        session.add(row)
+        existing[seed.provider_key] = row
+        added.append(seed.provider_key)
+    session.flush()
+    return added, _seed_models(session, existing)
+
+
+def _seed_models(session: Session, providers: dict[str, Provider]) -> list[str]:
+    have = {(r[0], r[1]) for r in session.execute(sa.select(Model.provider_id, Model.model_key))}
+    added: list[str] = []
+    for seed in MODELS:
+        provider = providers[seed.provider_key]
+        if (provider.id, seed.model_key) in have:
+            continue
+        session.add(
+            Model(
+                provider_id=provider.id,
+                model_key=seed.model_key,
+                model_name=seed.model_name,
+                context_window=seed.context_window,
+                input_price_per_mtok=seed.input_price,
+                output_price_per_mtok=seed.output_price,
+            )
+        )
+        added.append(f"{seed.provider_key}/{seed.model_key}")
+    return added
+
+
+def _ensure_first_user(session: Session, name: str) -> tuple[bool, str | None]:
+    """On a database without users, the current user becomes its first admin."""
+    user = session.scalars(sa.select(User).where(user_filter(name))).first()
+    if user is not None:
+        return False, user.role
+    if session.scalar(sa.select(sa.func.count()).select_from(User)):
+        return False, None
+    try:
+        user_id = uuid.UUID(name)
+    except ValueError:
+        user_id = uuid.uuid4()
+    session.add(User(users_id=user_id, username=name, role="admin"))
+    return True, "admin"
