@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from aipilot import __version__
-from aipilot.cli import setup, users
+from aipilot.cli import keys, setup, users
 from aipilot.cli.state import State, state
 from aipilot.errors import AipilotError, ExitCode
 
@@ -127,11 +127,29 @@ def main(
     current = state(ctx)
     current.db, current.user = db, user
     current.json, current.debug = current.json or json_output, debug
+    if _debug(ctx):
+        _debug_logging()
+
+
+def _debug_logging() -> None:
+    """--debug: aipilot's and httpx's loggers at DEBUG on stderr (keys never reach them)."""
+    import logging
+
+    handler = logging.StreamHandler()  # bound to the current stderr
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.set_name("aipilot-debug")
+    for name in ("aipilot", "httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        for old in [h for h in logger.handlers if h.get_name() == "aipilot-debug"]:
+            logger.removeHandler(old)
+        logger.addHandler(handler)
 
 
 app.add_typer(setup.db_app, name="db")
 app.command("init")(setup.init)
 app.add_typer(users.app, name="users")
+app.add_typer(keys.app, name="keys")
 
 
 def run() -> None:

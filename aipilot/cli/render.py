@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -68,6 +69,20 @@ def note(message: str) -> None:
 
 def success(message: str) -> None:
     stderr().print(f"[green]✓[/green] {escape(message)}")
+
+
+def failure(message: str) -> None:
+    stderr().print(f"[red]✗[/red] {escape(message)}")
+
+
+@contextmanager
+def progress(message: str) -> Iterator[None]:
+    """A spinner on a terminal while network work runs; nothing when piped."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    with stderr().status(escape(message)):
+        yield
 
 
 def escape(text: str) -> str:

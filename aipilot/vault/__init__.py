@@ -40,17 +40,22 @@ from aipilot.vault.keys import (
 )
 from aipilot.vault.source import (
     ENV_VAR,
+    KEYRING_PENDING_USERNAME,
     KEYRING_SERVICE,
     KEYRING_USERNAME,
+    clear_pending_master_key,
     ensure_master_key,
     load_master_key,
     master_key_source,
+    pending_master_key,
     store_master_key_in_keyring,
+    store_pending_master_key,
 )
 
 __all__ = [
     "ENV_VAR",
     "FORMAT_VERSION",
+    "KEYRING_PENDING_USERNAME",
     "KEYRING_SERVICE",
     "KEYRING_USERNAME",
     "MAX_API_KEY_LENGTH",
@@ -58,14 +63,17 @@ __all__ = [
     "MasterKey",
     "MasterKeyMismatchError",
     "Sealed",
+    "clear_pending_master_key",
     "encode_master_key",
     "ensure_master_key",
     "generate_master_key",
     "load_master_key",
     "master_key_source",
     "parse_master_key",
+    "pending_master_key",
     "seal",
     "store_master_key_in_keyring",
+    "store_pending_master_key",
     "unseal",
     "validate_api_key_input",
 ]

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 ENV_VAR = "AIPILOT_MASTER_KEY"
 KEYRING_SERVICE = "aipilot"
 KEYRING_USERNAME = "master-key"
+# A rotation stores the new key here before re-encrypting, and promotes it after the commit.
+KEYRING_PENDING_USERNAME = "master-key-next"
 DEFAULT_KEYRING_TIMEOUT_S = 5.0
 _MAX_FOREIGN_TEXT = 200
 _NOT_SET = f"no master key: {ENV_VAR} is not set and"
@@ -94,13 +96,15 @@ def _run_bounded(
     return results[0]
 
 
-def _read_keyring(*, timeout_s: float, failure: str) -> _KeyringAnswer:
+def _read_keyring(
+    *, timeout_s: float, failure: str, username: str = KEYRING_USERNAME
+) -> _KeyringAnswer:
     def op() -> _KeyringAnswer:
         backend, name = _recommended_backend()
         if backend is None:
             return _KeyringAnswer(name, usable=False)
         return _KeyringAnswer(
-            name, usable=True, value=backend.get_password(KEYRING_SERVICE, KEYRING_USERNAME)
+            name, usable=True, value=backend.get_password(KEYRING_SERVICE, username)
         )
 
     return _run_bounded(op, timeout_s=timeout_s, failure=failure)
@@ -162,7 +166,10 @@ def master_key_source(
 
 
 def store_master_key_in_keyring(
-    mk: MasterKey, *, timeout_s: float = DEFAULT_KEYRING_TIMEOUT_S
+    mk: MasterKey,
+    *,
+    timeout_s: float = DEFAULT_KEYRING_TIMEOUT_S,
+    username: str = KEYRING_USERNAME,
 ) -> None:
     """Store ``mk`` in a recommended keyring and read it back; refuse anything less."""
     text = encode_master_key(mk)
@@ -171,9 +178,9 @@ def store_master_key_in_keyring(
         backend, name = _recommended_backend()
         if backend is None:
             return _KeyringAnswer(name, usable=False)
-        backend.set_password(KEYRING_SERVICE, KEYRING_USERNAME, text)
+        backend.set_password(KEYRING_SERVICE, username, text)
         # Read back: some backends accept writes and discard them.
-        stored = backend.get_password(KEYRING_SERVICE, KEYRING_USERNAME) or ""
+        stored = backend.get_password(KEYRING_SERVICE, username) or ""
         return _KeyringAnswer(
             name, usable=True, confirmed=hmac.compare_digest(stored.encode(), text.encode())
         )
@@ -216,3 +223,35 @@ def _ensure_in_keyring(timeout_s: float) -> tuple[MasterKey, str]:
     mk = generate_master_key()
     store_master_key_in_keyring(mk, timeout_s=timeout_s)
     return mk, f"created a new master key (id {mk.key_id}) in the keyring ({answer.backend})"
+
+
+def store_pending_master_key(mk: MasterKey) -> None:
+    """Make a rotation's new key durable before any row is re-encrypted with it."""
+    store_master_key_in_keyring(mk, username=KEYRING_PENDING_USERNAME)
+
+
+def pending_master_key(*, env: Mapping[str, str] | None = None) -> MasterKey | None:
+    """A rotation's new key still waiting in the keyring (only when the keyring is the source)."""
+    if ENV_VAR in _environ(env):
+        return None
+    try:
+        answer = _read_keyring(
+            timeout_s=DEFAULT_KEYRING_TIMEOUT_S,
+            failure="cannot read the keyring",
+            username=KEYRING_PENDING_USERNAME,
+        )
+    except MasterKeyMissingError:
+        return None
+    if not answer.usable or answer.value is None or master_key_problem(answer.value):
+        return None
+    return parse_master_key(answer.value)
+
+
+def clear_pending_master_key() -> None:
+    def op() -> bool:
+        backend, _ = _recommended_backend()
+        if backend is not None:
+            backend.delete_password(KEYRING_SERVICE, KEYRING_PENDING_USERNAME)
+        return True
+
+    _run_bounded(op, timeout_s=DEFAULT_KEYRING_TIMEOUT_S, failure="cannot clear the pending key")

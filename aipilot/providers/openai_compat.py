@@ -1,0 +1,187 @@
+"""The OpenAI chat-completions protocol: OpenAI, Mistral, xAI, DeepSeek, OpenRouter and local
+servers (Ollama, vLLM, llama.cpp). Vendors differ only by data (PROVIDERS.md §2, §5–§9):
+
+- ``base_url`` already ends in the API version (``https://api.openai.com/v1``);
+- ``max_completion_tokens`` for provider_key ``openai``, ``max_tokens`` for the others
+  (Mistral rejects the former with 422, OpenRouter wants the latter);
+- ``stream_options.include_usage`` is sent except to Mistral (422; it sends usage anyway);
+- ``check_model`` tries ``GET /models/{id}`` and falls back to listing and comparing ids
+  (and Mistral aliases) where the server has no such route (DeepSeek, vLLM, OpenRouter).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from typing import Any
+from urllib.parse import quote
+
+from aipilot.providers.errors import BadResponseError, ModelNotFoundError, ProviderCallError
+from aipilot.providers.http import HttpProviderClient, as_dict, as_int, load_json
+from aipilot.providers.types import (
+    JSON_INSTRUCTION,
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    ModelInfo,
+    Usage,
+)
+
+NO_STREAM_OPTIONS = frozenset({"mistral"})
+MAX_COMPLETION_TOKENS = frozenset({"openai"})
+
+
+class OpenAICompatClient(HttpProviderClient):
+    def list_models(self) -> list[ModelInfo]:
+        return [_model_info(raw) for raw in self._raw_models()]
+
+    def check_key(self) -> None:
+        self._call.get_json(self.settings.test_endpoint or "/models")
+
+    def check_model(self, model: str) -> ModelInfo:
+        if "/" not in model:
+            try:
+                found = as_dict(self._call.get_json(f"/models/{quote(model, safe=':@')}"))
+            except ModelNotFoundError as exc:
+                if exc.code == "model_not_found":
+                    raise
+            except ProviderCallError as exc:
+                if exc.status not in (400, 404, 405):
+                    raise
+            else:
+                if isinstance(found.get("id"), str):
+                    return _model_info(found)
+        for raw in self._raw_models():
+            if model == raw["id"] or model in (raw.get("aliases") or ()):
+                return _model_info(raw)
+        raise self._missing_model(model)
+
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        started = time.perf_counter()
+        body = as_dict(self._call.post_json("/chat/completions", self._body(request, False)))
+        if body.get("error"):
+            raise self._in_band_error(body["error"])
+        choices = body.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise BadResponseError(
+                f"{self.provider} sent a chat response without choices", provider=self.provider
+            )
+        choice = as_dict(choices[0])
+        return ChatResponse(
+            text=_text(as_dict(choice.get("message")).get("content")),
+            model=str(body.get("model") or request.model),
+            finish_reason=choice.get("finish_reason"),
+            usage=_usage(body.get("usage")),
+            response_id=body.get("id"),
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def chat_stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
+        finish: str | None = None
+        usage: Usage | None = None
+        done = False
+        events = self._call.stream_events("/chat/completions", self._body(request, True))
+        with closing(events):
+            for event in events:
+                if event.data.strip() == "[DONE]":
+                    done = True
+                    break
+                chunk = as_dict(load_json(event.data, provider=self.provider))
+                if chunk.get("error"):
+                    raise self._in_band_error(chunk["error"])
+                if chunk.get("usage"):
+                    usage = _usage(chunk["usage"])
+                for choice in chunk.get("choices") or []:
+                    text = _text(as_dict(as_dict(choice).get("delta")).get("content"))
+                    if text:
+                        yield ChatChunk(text=text)
+                    finish = as_dict(choice).get("finish_reason") or finish
+        if finish is None and not done:
+            raise self._stream_ended_early()
+        yield ChatChunk(finish_reason=finish, usage=usage)
+
+    def _raw_models(self) -> list[dict[str, Any]]:
+        data = as_dict(self._call.get_json("/models")).get("data")
+        if not isinstance(data, list):
+            raise BadResponseError(
+                f"{self.provider} sent a model list without `data`", provider=self.provider
+            )
+        return [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
+
+    def _body(self, request: ChatRequest, stream: bool) -> dict[str, Any]:
+        system = request.system
+        if request.json_mode and request.json_schema is None and not _mentions_json(request):
+            system = f"{system}\n\n{JSON_INSTRUCTION}" if system else JSON_INSTRUCTION
+        messages = [{"role": "system", "content": system}] if system else []
+        messages += [{"role": m.role, "content": m.content} for m in request.messages]
+        body: dict[str, Any] = {"model": request.model, "messages": messages}
+        if request.max_tokens is not None:
+            key = (
+                "max_completion_tokens" if self.provider in MAX_COMPLETION_TOKENS else "max_tokens"
+            )
+            body[key] = request.max_tokens
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.json_schema is not None:
+            schema = {"name": "response", "schema": dict(request.json_schema)}
+            body["response_format"] = {"type": "json_schema", "json_schema": schema}
+        elif request.json_mode:
+            body["response_format"] = {"type": "json_object"}
+        if stream:
+            body["stream"] = True
+            if self.provider not in NO_STREAM_OPTIONS:
+                body["stream_options"] = {"include_usage": True}
+        return body
+
+
+def _mentions_json(request: ChatRequest) -> bool:
+    texts = [request.system or "", *(m.content for m in request.messages)]
+    return any("json" in text.lower() for text in texts)
+
+
+def _text(content: Any) -> str:
+    """Message content: a string, or a list of parts of which only text parts count."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(part.get("text", ""))
+            for part in content
+            if isinstance(part, dict) and part.get("type") == "text"
+        )
+    return ""
+
+
+def _usage(raw: Any) -> Usage:
+    usage = as_dict(raw)
+    cached = as_int(as_dict(usage.get("prompt_tokens_details")).get("cached_tokens"))
+    if cached is None:  # DeepSeek reports cache hits at the top level
+        cached = as_int(usage.get("prompt_cache_hit_tokens"))
+    return Usage(
+        input_tokens=as_int(usage.get("prompt_tokens")),
+        output_tokens=as_int(usage.get("completion_tokens")),
+        total_tokens=as_int(usage.get("total_tokens")),
+        reasoning_tokens=as_int(
+            as_dict(usage.get("completion_tokens_details")).get("reasoning_tokens")
+        ),
+        cached_tokens=cached,
+    )
+
+
+def _model_info(raw: dict[str, Any]) -> ModelInfo:
+    context = next(
+        (
+            as_int(raw.get(key))
+            for key in ("context_length", "max_context_length", "max_model_len")
+            if as_int(raw.get(key))
+        ),
+        None,
+    )
+    name = raw.get("name")
+    return ModelInfo(
+        id=str(raw["id"]),
+        display_name=name if isinstance(name, str) else None,
+        context_window=context,
+        owned_by=raw.get("owned_by") if isinstance(raw.get("owned_by"), str) else None,
+    )

@@ -1,0 +1,139 @@
+"""Value types shared by every provider client, and the :class:`ProviderClient` interface.
+
+Everything here is a frozen dataclass: the clients return them and the services store or
+render them. Nothing in this module does I/O.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal
+
+ApiKind = Literal["openai", "anthropic", "gemini"]
+AuthMethod = Literal["bearer", "api_key_header", "query_param", "none"]
+Role = Literal["system", "user", "assistant"]
+
+# Appended to the system prompt when JSON is asked for without a schema on a protocol
+# that has no JSON mode (Anthropic), or whose JSON mode requires the word "JSON" (OpenAI).
+JSON_INSTRUCTION = "Respond with a single JSON object and nothing else."
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    """One catalog row: where a provider lives and how it authenticates."""
+
+    provider_key: str
+    provider_name: str
+    base_url: str
+    api_kind: ApiKind
+    auth_method: AuthMethod
+    auth_header: str | None = None
+    extra_headers: Mapping[str, str] = field(default_factory=dict)
+    test_endpoint: str | None = None
+    timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    display_name: str | None = None
+    context_window: int | None = None
+    owned_by: str | None = None
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str
+    messages: Sequence[ChatMessage]
+    system: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    json_mode: bool = False
+    json_schema: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cached_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class ChatResponse:
+    text: str
+    model: str
+    finish_reason: str | None
+    usage: Usage
+    response_id: str | None = None
+    latency_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class ChatChunk:
+    """A streaming delta; the last chunk of a stream carries ``finish_reason`` and ``usage``."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounds of the one retry loop: attempts, total wall time, and delays."""
+
+    max_attempts: int = 3
+    max_total_s: float = 30.0
+    base_delay_s: float = 0.5
+    max_delay_s: float = 8.0
+    max_retry_after_s: float = 120.0
+
+
+class ProviderClient(ABC):
+    """What the services call; one implementation per wire protocol."""
+
+    @abstractmethod
+    def list_models(self) -> list[ModelInfo]:
+        """Every chat-capable model the key can see, following pagination."""
+
+    @abstractmethod
+    def check_key(self) -> None:
+        """The cheapest authenticated call; raises a typed error if the key is refused."""
+
+    @abstractmethod
+    def check_model(self, model: str) -> ModelInfo:
+        """Confirm one model is reachable with this key; raises ``ModelNotFoundError``."""
+
+    @abstractmethod
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        """One non-streaming completion."""
+
+    @abstractmethod
+    def chat_stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
+        """Text deltas; the final chunk carries ``finish_reason`` and ``usage``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the HTTP client if this object created it."""
+
+    def __enter__(self) -> ProviderClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

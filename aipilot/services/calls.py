@@ -1,0 +1,63 @@
+"""Recording provider calls in ``ai_usage_logs`` (one row per call, success or failure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy.orm import Session
+
+from aipilot.db.identity import Identity
+from aipilot.db.models import UsageLog
+from aipilot.errors import AipilotError
+from aipilot.redaction import redact
+
+MAX_ERROR_TEXT = 500
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """What one provider call did, ready to log; ``error`` is already redacted."""
+
+    ok: bool
+    latency_ms: int
+    error_code: str | None = None
+    error: str | None = None
+
+
+def outcome_of_error(err: AipilotError, *, latency_ms: int, secrets: list[str]) -> CallOutcome:
+    code = getattr(err, "code", None) or type(err).__name__
+    status = getattr(err, "status", None)
+    label = f"{code} (HTTP {status})" if status else str(code)
+    return CallOutcome(False, latency_ms, label, redact(err.message, secrets)[:MAX_ERROR_TEXT])
+
+
+def record(
+    session: Session,
+    identity: Identity,
+    *,
+    kind: str,
+    provider_key: str,
+    outcome: CallOutcome,
+    model: str | None = None,
+    module: str = "global",
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    cost: Decimal | None = None,
+) -> None:
+    session.add(
+        UsageLog(
+            user_id=identity.user_id,
+            module_name=module,
+            kind=kind,
+            provider_key=provider_key,
+            model_name=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost_usd=cost,
+            latency_ms=outcome.latency_ms,
+            outcome="ok" if outcome.ok else "error",
+            error_code=outcome.error_code,
+            error_message=outcome.error,
+        )
+    )

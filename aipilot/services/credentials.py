@@ -1,0 +1,89 @@
+"""Sealing provider keys into ``user_provider_credentials`` rows and opening them again."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from aipilot import vault
+from aipilot.db.identity import Identity
+from aipilot.db.models import Credential
+from aipilot.errors import NotConfiguredError, VaultError
+from aipilot.redaction import hint
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def find(session: Session, identity: Identity, provider_key: str) -> Credential | None:
+    query = sa.select(Credential).where(
+        Credential.user_id == identity.user_id, Credential.provider_key == provider_key
+    )
+    return session.scalars(query).first()
+
+
+def all_for(session: Session, identity: Identity) -> list[Credential]:
+    query = sa.select(Credential).where(Credential.user_id == identity.user_id)
+    return list(session.scalars(query))
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def seal_into(row: Credential, mk: vault.MasterKey, secret: str) -> None:
+    sealed = vault.seal(mk, secret, user_id=str(row.user_id), provider_key=row.provider_key)
+    row.encrypted_key, row.nonce = _b64(sealed.ciphertext), _b64(sealed.nonce)
+    row.key_id, row.format_version = sealed.key_id, sealed.version
+    row.key_hint = hint(secret)
+
+
+def store(
+    session: Session, identity: Identity, provider_key: str, secret: str, mk: vault.MasterKey
+) -> Credential:
+    """Insert or replace the user's key for a provider; the last test result is reset."""
+    row = find(session, identity, provider_key)
+    if row is None:
+        row = Credential(user_id=identity.user_id, provider_key=provider_key)
+        session.add(row)
+    seal_into(row, mk, secret)
+    row.last_tested_at, row.last_test_ok, row.last_test_error = None, None, None
+    row.updated_at = now()
+    session.flush()
+    return row
+
+
+def sealed_of(row: Credential) -> vault.Sealed:
+    try:
+        return vault.Sealed(
+            ciphertext=base64.b64decode(row.encrypted_key, validate=True),
+            nonce=base64.b64decode(row.nonce, validate=True),
+            key_id=row.key_id,
+            version=row.format_version,
+        )
+    except ValueError as exc:
+        raise VaultError(
+            f"the stored key for {row.provider_key} is malformed",
+            hint=f"re-enter it with `aipilot keys set {row.provider_key}`",
+        ) from exc
+
+
+def open_row(row: Credential, keys: list[vault.MasterKey]) -> str:
+    """Decrypt with the master key whose id the row records (current or rotation-pending)."""
+    sealed = sealed_of(row)
+    mk = next((k for k in keys if k.key_id == sealed.key_id), keys[0])
+    return vault.unseal(mk, sealed, user_id=str(row.user_id), provider_key=row.provider_key)
+
+
+def require(session: Session, identity: Identity, provider_key: str) -> Credential:
+    row = find(session, identity, provider_key)
+    if row is None:
+        raise NotConfiguredError(
+            f"no {provider_key} key is stored for {identity.username}",
+            hint=f"run `aipilot keys set {provider_key}`",
+        )
+    return row
