@@ -103,6 +103,19 @@ class Fault:
     prefix: str | None
     retry_after: float | None
     delay_s: float
+    only: str | None = None  # a substring of the request path the fault is limited to
+
+
+CHAT_PATHS = ("/chat/completions", "/messages", ":generateContent", ":streamGenerateContent")
+
+
+def _path_matches(only: str | None, path: str) -> bool:
+    """``only="chat"`` means any protocol's chat endpoint; otherwise a path substring."""
+    if only is None:
+        return True
+    if only == "chat":
+        return any(marker in path for marker in CHAT_PATHS)
+    return only in path
 
 
 # --- the server -----------------------------------------------------------------------------
@@ -191,6 +204,7 @@ class FakeProvider:
         self._faults: list[Fault] = []
         self._requests: list[RecordedRequest] = []
         self.replies: dict[str, str] = {}
+        self.verbatim: set[str] = set()  # models whose reply ignores JSON mode and schemas
         self.default_reply = "pong"
         self.input_tokens = 12
         self.output_tokens = 5
@@ -289,8 +303,11 @@ class FakeProvider:
                 m if isinstance(m, FakeModel) else FakeModel(m) for m in models
             ]
 
-    def set_reply(self, model: str, text: str) -> None:
+    def set_reply(self, model: str, text: str, *, verbatim: bool = False) -> None:
+        """The model's answer; ``verbatim`` sends it as-is even in JSON mode or with a schema."""
         self.replies[model] = text
+        if verbatim:
+            self.verbatim.add(model)
 
     def fail(
         self,
@@ -300,12 +317,14 @@ class FakeProvider:
         prefix: str | None = None,
         retry_after: float | None = None,
         delay_s: float = 0.5,
+        only: str | None = None,
     ) -> None:
-        """The next ``times`` requests (to ``prefix``, or any) fail with ``kind``."""
+        """The next ``times`` requests (to ``prefix``, or any; whose path contains ``only``,
+        if given — e.g. ``only="chat"`` or ``only="generateContent"``) fail with ``kind``."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; use one of {sorted(FAULT_KINDS)}")
         with self._lock:
-            self._faults.append(Fault(kind, times, prefix, retry_after, delay_s))
+            self._faults.append(Fault(kind, times, prefix, retry_after, delay_s, only))
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -359,10 +378,10 @@ class FakeProvider:
         version = VERSION[route.dialect]
         return (route, rest[len(version) :]) if rest.startswith(version + "/") else None
 
-    def _take_fault(self, route: Route) -> Fault | None:
+    def _take_fault(self, route: Route, path: str = "") -> Fault | None:
         with self._lock:
             for fault in self._faults:
-                if fault.prefix in (None, route.name):
+                if fault.prefix in (None, route.name) and _path_matches(fault.only, path):
                     fault.times -= 1
                     if fault.times <= 0:
                         self._faults.remove(fault)
@@ -392,7 +411,7 @@ class FakeProvider:
             handler.write(Reply(404, {"error": {"message": f"no fake route for {split.path}"}}))
             return
         route, rest = resolved
-        fault = self._take_fault(route)
+        fault = self._take_fault(route, split.path)
         if fault and fault.kind == "slow":
             time.sleep(fault.delay_s)
         if fault and fault.kind == "drop":

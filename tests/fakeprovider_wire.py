@@ -116,6 +116,8 @@ def sample_json(schema: Any, text: str) -> Any:
 
 def reply_text(call: Call, model: FakeModel, *, json_mode: bool, schema: Any = None) -> str:
     text = call.fake.replies.get(model.id) or model.reply or call.fake.default_reply
+    if model.id in call.fake.verbatim:  # the model ignores JSON mode (to test validation)
+        return text
     if schema is not None:
         return json.dumps(sample_json(schema, text))
     return json.dumps({"reply": text}) if json_mode else text

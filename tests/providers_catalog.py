@@ -46,3 +46,29 @@ def sql(database_url: str, statement: str, **params: object) -> list[sa.Row[tupl
         rows = list(result) if result.returns_rows else []
     engine.dispose()
     return rows
+
+
+def activate_directly(
+    database_url: str,
+    provider: str,
+    model: str,
+    *,
+    user: str = "alice",
+    system_prompt: str | None = None,
+) -> None:
+    """Make (provider, model) the user's one active global config, straight in the table."""
+    import uuid
+
+    sql(database_url, "UPDATE ai_provider_configs SET is_active = :f WHERE is_active", f=False)
+    new_id = uuid.uuid4()
+    sql(
+        database_url,
+        "INSERT INTO ai_provider_configs (id, user_id, module_name, provider_name, model_name, system_prompt, is_active) "
+        "SELECT :id, users_id, 'global', :p, :m, :s, :t FROM users WHERE username = :u",
+        id=new_id.hex if database_url.startswith("sqlite") else str(new_id),
+        p=provider,
+        m=model,
+        s=system_prompt,
+        t=True,
+        u=user,
+    )

@@ -13,7 +13,17 @@ import typer
 from typer.core import TyperGroup
 
 from aipilot import __version__
-from aipilot.cli import keys, setup, users
+from aipilot.cli import (
+    custom,
+    health,
+    keys,
+    model,
+    models,
+    prompts,
+    providers,
+    setup,
+    users,
+)
 from aipilot.cli.state import State, state
 from aipilot.errors import AipilotError, ExitCode
 
@@ -150,6 +160,14 @@ app.add_typer(setup.db_app, name="db")
 app.command("init")(setup.init)
 app.add_typer(users.app, name="users")
 app.add_typer(keys.app, name="keys")
+app.add_typer(providers.app, name="providers")
+app.add_typer(models.app, name="models")
+app.add_typer(custom.app, name="custom")
+app.add_typer(model.app, name="model")
+app.add_typer(prompts.app, name="prompts")
+app.command("test")(health.test)
+app.command("history")(health.history)
+app.command("status")(health.status)
 
 
 def run() -> None:

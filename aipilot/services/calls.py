@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy.orm import Session
@@ -44,6 +45,10 @@ def record(
     input_tokens: int | None = None,
     output_tokens: int | None = None,
     cost: Decimal | None = None,
+    ttft_ms: int | None = None,
+    cancelled: bool = False,
+    request_content: str | None = None,
+    response_content: str | None = None,
 ) -> None:
     session.add(
         UsageLog(
@@ -56,8 +61,14 @@ def record(
             output_tokens=output_tokens,
             cost_usd=cost,
             latency_ms=outcome.latency_ms,
-            outcome="ok" if outcome.ok else "error",
+            ttft_ms=ttft_ms,
+            outcome="cancelled" if cancelled else ("ok" if outcome.ok else "error"),
             error_code=outcome.error_code,
             error_message=outcome.error,
+            request_content=request_content,
+            response_content=response_content,
+            # set here rather than by the database: SQLite's now() has whole seconds only,
+            # and history must keep the order of calls made within one second
+            created_at=datetime.now(UTC),
         )
     )

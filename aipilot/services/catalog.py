@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from aipilot.db.models import Provider
+from aipilot.db.models import Model, Provider, UserModel
 from aipilot.errors import NotFoundError, UsageError
 from aipilot.services.validate import identifier
 
@@ -50,3 +53,62 @@ def settings_for(provider: Provider) -> ProviderSettings:
         extra_headers=dict(provider.api_headers or {}),
         test_endpoint=provider.test_endpoint,
     )
+
+
+@dataclass(frozen=True)
+class AvailableModel:
+    """One model a user can choose: a catalog row or one of the user's custom models."""
+
+    provider: str
+    model_key: str
+    name: str
+    source: str  # "catalog" | "custom"
+    is_active: bool
+    context_window: int | None = None
+    input_price_per_mtok: Decimal | None = None
+    output_price_per_mtok: Decimal | None = None
+
+
+def available_models(
+    session: Session,
+    user_id: uuid.UUID,
+    *,
+    provider_key: str | None = None,
+    include_inactive: bool = False,
+) -> list[AvailableModel]:
+    """The seed's model union: catalog models + the user's custom ones, catalog row first.
+
+    Deduplicated by (provider, model_key) and sorted by provider then model key. Without
+    ``include_inactive`` only active models of active providers and visible custom models.
+    """
+    catalog = sa.select(Model, Provider.provider_key).join(
+        Provider, Model.provider_id == Provider.id
+    )
+    custom = sa.select(UserModel).where(UserModel.user_id == user_id)
+    if provider_key is not None:
+        catalog = catalog.where(Provider.provider_key == provider_key)
+        custom = custom.where(UserModel.provider_key == provider_key)
+    if not include_inactive:
+        catalog = catalog.where(Model.is_active, Provider.is_active)
+        active_keys = sa.select(Provider.provider_key).where(Provider.is_active)
+        custom = custom.where(UserModel.is_active, UserModel.provider_key.in_(active_keys))
+    found: dict[tuple[str, str], AvailableModel] = {}
+    for model, key in session.execute(catalog):
+        found[(key, model.model_key)] = AvailableModel(
+            key,
+            model.model_key,
+            model.model_name,
+            "catalog",
+            model.is_active,
+            model.context_window,
+            model.input_price_per_mtok,
+            model.output_price_per_mtok,
+        )
+    for row in session.scalars(custom):
+        found.setdefault(
+            (row.provider_key, row.model_key),
+            AvailableModel(
+                row.provider_key, row.model_key, row.model_name, "custom", row.is_active
+            ),
+        )
+    return [found[k] for k in sorted(found)]

@@ -1,0 +1,297 @@
+"""The one active model per (user, module): activate, deactivate, show.
+
+The seed's "Modèle actif (global)": deactivate the current config, then activate the chosen
+(provider, model) row, in one write transaction serialised per (user, module) — an advisory
+transaction lock on PostgreSQL, the write session's ``BEGIN IMMEDIATE`` on SQLite (see
+SECURITY.md, "The one active model"). Deactivation is flushed before activation because
+the partial unique index ``uq_ai_provider_configs_active`` is checked row by row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from aipilot.db.identity import Identity
+from aipilot.db.models import Model, Provider, ProviderConfig, SystemPrompt, UserModel
+from aipilot.errors import NotConfiguredError, NotFoundError
+from aipilot.services import locks
+from aipilot.services.catalog import active_providers, available_models, get_provider
+from aipilot.services.prompts import snapshot_of, summarise
+from aipilot.services.runtime import Context
+from aipilot.services.validate import DEFAULT_MODULE, model_key, module_name
+
+
+@dataclass(frozen=True)
+class ActiveModel:
+    module: str
+    provider: str
+    provider_name: str
+    model: str
+    label: str | None
+    source: str  # "catalog" | "custom" | "unknown" (removed from both since activation)
+    activated_at: datetime | None
+    prompt_id: uuid.UUID | None
+    prompt_name: str | None
+    prompt_summary: str | None
+    prompt_stale: bool  # the source prompt's text changed since the snapshot was taken
+    last_test_at: datetime | None
+    last_test_ok: bool | None
+    last_test_error: str | None
+
+    @property
+    def health(self) -> str:
+        if self.last_test_ok is None:
+            return "untested"
+        return "healthy" if self.last_test_ok else "unhealthy"
+
+
+@dataclass(frozen=True)
+class ActivationResult:
+    active: ActiveModel
+    changed: bool  # False when this model was already active (no-op)
+    reused: bool  # an existing (inactive) config row was switched back on
+    previous_provider: str | None
+    previous_model: str | None
+
+
+@dataclass(frozen=True)
+class DeactivationResult:
+    module: str
+    previous: ActiveModel | None  # None: nothing was active (idempotent no-op)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    model: str
+    label: str
+    source: str
+
+
+@dataclass(frozen=True)
+class ProviderChoice:
+    provider: str
+    provider_name: str
+    models: tuple[ModelChoice, ...]
+
+
+# ---------------------------------------------------------------- queries (take a session)
+def active_config(session: Session, identity: Identity, module: str) -> ProviderConfig | None:
+    query = sa.select(ProviderConfig).where(
+        ProviderConfig.user_id == identity.user_id,
+        ProviderConfig.module_name == module,
+        ProviderConfig.is_active,
+    )
+    return session.scalars(query).first()
+
+
+def _catalog_model(session: Session, provider: Provider, key: str) -> Model | None:
+    query = sa.select(Model).where(
+        Model.provider_id == provider.id, Model.model_key == key, Model.is_active
+    )
+    return session.scalars(query).first()
+
+
+def _custom_model(
+    session: Session, identity: Identity, provider: str, key: str
+) -> UserModel | None:
+    query = sa.select(UserModel).where(
+        UserModel.user_id == identity.user_id,
+        UserModel.provider_key == provider,
+        UserModel.model_key == key,
+        UserModel.is_active,
+    )
+    return session.scalars(query).first()
+
+
+def _resolve_model(
+    session: Session, identity: Identity, provider: Provider, key: str
+) -> tuple[str, str]:
+    """(label, source) of a usable model, or NotFoundError."""
+    found = _catalog_model(session, provider, key)
+    if found is not None:
+        return found.model_name, "catalog"
+    custom = _custom_model(session, identity, provider.provider_key, key)
+    if custom is not None:
+        return custom.model_name, "custom"
+    raise NotFoundError(
+        f"unknown model {key!r} for provider {provider.provider_key}",
+        hint=f"see `aipilot models list --provider {provider.provider_key}`, or add your own "
+        f"with `aipilot custom add {provider.provider_key} MODEL`",
+    )
+
+
+def _describe(session: Session, identity: Identity, row: ProviderConfig) -> ActiveModel:
+    provider = session.scalars(
+        sa.select(Provider).where(Provider.provider_key == row.provider_name)
+    ).first()
+    label, source = None, "unknown"
+    if provider is not None:
+        with contextlib.suppress(NotFoundError):
+            label, source = _resolve_model(session, identity, provider, row.model_name)
+    snapshot = snapshot_of(session, row)
+    return ActiveModel(
+        module=row.module_name,
+        provider=row.provider_name,
+        provider_name=provider.provider_name if provider is not None else row.provider_name,
+        model=row.model_name,
+        label=label,
+        source=source,
+        activated_at=row.activated_at,
+        prompt_id=row.system_prompt_id,
+        prompt_name=snapshot.prompt_name,
+        prompt_summary=snapshot.summary,
+        prompt_stale=snapshot.stale,
+        last_test_at=row.last_test_at,
+        last_test_ok=row.last_test_ok,
+        last_test_error=row.last_test_error,
+    )
+
+
+def summary(text: str | None) -> str | None:
+    return summarise(text) if text else None
+
+
+def _snapshot(
+    session: Session, identity: Identity, current: ProviderConfig | None
+) -> tuple[str | None, uuid.UUID | None]:
+    """The prompt snapshot that follows into the new active config."""
+    if current is not None and (current.system_prompt or current.system_prompt_id):
+        return current.system_prompt, current.system_prompt_id
+    query = sa.select(SystemPrompt).where(
+        SystemPrompt.user_id == identity.user_id, SystemPrompt.is_active
+    )
+    prompt = session.scalars(query).first()
+    return (prompt.prompt_content, prompt.id) if prompt is not None else (None, None)
+
+
+def _target_row(
+    session: Session, identity: Identity, module: str, provider: str, model: str
+) -> ProviderConfig | None:
+    query = sa.select(ProviderConfig).where(
+        ProviderConfig.user_id == identity.user_id,
+        ProviderConfig.module_name == module,
+        ProviderConfig.provider_name == provider,
+        ProviderConfig.model_name == model,
+    )
+    return session.scalars(query).first()
+
+
+# ---------------------------------------------------------------- use cases
+def activate(
+    ctx: Context, provider_key: str, model: str, *, module: str = DEFAULT_MODULE
+) -> ActivationResult:
+    """Make (provider, model) the one active model of the user's module, atomically."""
+    module, model = module_name(module), model_key(model)
+    with ctx.db.session(user_id=ctx.identity.user_id) as session:
+        # refuse bad input before taking the write lock (and warm the statement caches,
+        # so the locked transaction below stays short)
+        provider = get_provider(session, provider_key)
+        _resolve_model(session, ctx.identity, provider, model)
+        active_config(session, ctx.identity, module)
+        key = provider.provider_key
+    return locks.retry_when_locked(lambda: _switch(ctx, key, model, module))
+
+
+def _switch(ctx: Context, provider_key: str, model: str, module: str) -> ActivationResult:
+    identity = ctx.identity
+    with ctx.db.session(user_id=identity.user_id, write=True) as session:
+        locks.serialise(session, ctx, f"active-model:{module}")
+        provider = get_provider(session, provider_key)  # again: it may have changed since
+        _resolve_model(session, identity, provider, model)
+        current = active_config(session, identity, module)
+        if current is not None and (current.provider_name, current.model_name) == (
+            provider.provider_key,
+            model,
+        ):
+            described = _describe(session, identity, current)
+            return ActivationResult(described, False, True, *_pm(current))
+        prompt, prompt_id = _snapshot(session, identity, current)
+        now = datetime.now(UTC)
+        if current is not None:
+            current.is_active, current.updated_at = False, now
+            session.flush()  # before activating: the partial unique index is checked per row
+        row = _target_row(session, identity, module, provider.provider_key, model)
+        reused = row is not None
+        if row is None:
+            row = ProviderConfig(
+                user_id=identity.user_id,
+                module_name=module,
+                provider_name=provider.provider_key,
+                model_name=model,
+            )
+            session.add(row)
+        row.is_active, row.activated_at, row.updated_at = True, now, now
+        row.system_prompt, row.system_prompt_id = prompt, prompt_id
+        session.flush()
+        return ActivationResult(_describe(session, identity, row), True, reused, *_pm(current))
+
+
+def _pm(row: ProviderConfig | None) -> tuple[str | None, str | None]:
+    return (row.provider_name, row.model_name) if row is not None else (None, None)
+
+
+def deactivate(ctx: Context, *, module: str = DEFAULT_MODULE) -> DeactivationResult:
+    """Leave the module without an active model (idempotent)."""
+    module = module_name(module)
+    return locks.retry_when_locked(lambda: _deactivate(ctx, module))
+
+
+def _deactivate(ctx: Context, module: str) -> DeactivationResult:
+    identity = ctx.identity
+    with ctx.db.session(user_id=identity.user_id, write=True) as session:
+        locks.serialise(session, ctx, f"active-model:{module}")
+        current = active_config(session, identity, module)
+        if current is None:
+            return DeactivationResult(module, None)
+        previous = _describe(session, identity, current)
+        current.is_active, current.updated_at = False, datetime.now(UTC)
+        return DeactivationResult(module, previous)
+
+
+def current(ctx: Context, *, module: str = DEFAULT_MODULE) -> ActiveModel | None:
+    """The active model of the module, or None."""
+    module = module_name(module)
+    with ctx.db.session(user_id=ctx.identity.user_id) as session:
+        row = active_config(session, ctx.identity, module)
+        return _describe(session, ctx.identity, row) if row is not None else None
+
+
+def show(ctx: Context, *, module: str = DEFAULT_MODULE) -> ActiveModel:
+    """The active model of the module; NotConfiguredError (exit 3) when there is none."""
+    found = current(ctx, module=module)
+    if found is None:
+        raise no_active_model(module)
+    return found
+
+
+def no_active_model(module: str) -> NotConfiguredError:
+    suffix = "" if module == DEFAULT_MODULE else f" --module {module}"
+    return NotConfiguredError(
+        f"no active model for module {module!r}",
+        hint=f"choose one with `aipilot model activate PROVIDER MODEL{suffix}`",
+    )
+
+
+def choices(ctx: Context) -> list[ProviderChoice]:
+    """Active providers with their usable models (catalog ∪ the user's custom), for a picker."""
+    identity = ctx.identity
+    with ctx.db.session(user_id=identity.user_id) as session:
+        models = available_models(session, identity.user_id)
+        return [
+            ProviderChoice(
+                provider.provider_key,
+                provider.provider_name,
+                tuple(
+                    ModelChoice(m.model_key, m.name, m.source)
+                    for m in models
+                    if m.provider == provider.provider_key
+                ),
+            )
+            for provider in active_providers(session)
+        ]
