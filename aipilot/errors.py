@@ -74,6 +74,12 @@ class ProviderError(AipilotError):
     exit_code = ExitCode.PROVIDER
 
 
+class ModelOutputError(ProviderError):
+    """The model answered, but not in the shape asked for (JSON mode, schema)."""
+
+    default_hint = "retry, simplify the schema, or raise --max-tokens if the answer was cut"
+
+
 class QuotaExceededError(AipilotError):
     exit_code = ExitCode.QUOTA
 

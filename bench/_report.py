@@ -21,7 +21,9 @@ server of `tests/fakeprovider.py` on 127.0.0.1.
 
 def machine() -> str:
     cpus = os.cpu_count()
-    return f"{platform.machine()}, {cpus} CPUs, Python {sys.version.split()[0]}, {platform.system()}"
+    return (
+        f"{platform.machine()}, {cpus} CPUs, Python {sys.version.split()[0]}, {platform.system()}"
+    )
 
 
 def median_ms(samples: list[float]) -> float:

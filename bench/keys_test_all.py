@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._report import machine, median_ms, write_section  # noqa: E402
-from tests.fakeprovider import FakeProvider  # noqa: E402
-from tests.providers_catalog import point_catalog_at  # noqa: E402
+from bench._report import machine, median_ms, write_section
+from tests.fakeprovider import FakeProvider
+from tests.providers_catalog import point_catalog_at
 
 PROVIDERS = ("openai", "anthropic", "google", "mistral", "xai", "deepseek")
 DELAY_S = 0.3
@@ -53,7 +53,12 @@ def main() -> None:
             sequential.append(time.perf_counter() - started)
             env = {**os.environ, "AIPILOT_DATABASE_URL": url, "AIPILOT_USER": "bench"}
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "aipilot", "keys", "test", "--all"], env=env, check=True, capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "aipilot", "keys", "test", "--all"],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
             cli.append(time.perf_counter() - started)
         ctx.db.dispose()
     body = f"""## keys test --all (`python bench/keys_test_all.py`)

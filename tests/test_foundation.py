@@ -31,7 +31,7 @@ def test_help_and_version_import_nothing_heavy() -> None:
         "r = CliRunner().invoke(a.app, ['--help']); assert r.exit_code == 0, r.output\n"
         "r = CliRunner().invoke(a.app, ['--version']); assert r.exit_code == 0, r.output\n"
         "for g in ['users', 'keys', 'providers', 'models', 'custom', 'model', 'prompts', 'db',\n"
-        "          'init', 'test', 'history', 'status']:\n"
+        "          'init', 'test', 'history', 'status', 'usage', 'ask', 'chat']:\n"
         "    r = CliRunner().invoke(a.app, [g, '--help']); assert r.exit_code == 0, (g, r.output)\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))"
     )
@@ -43,7 +43,23 @@ def test_version_and_help_through_the_entry_point() -> None:
     result = run_process(["--version"])
     assert result.exit_code == 0 and result.stdout.startswith("aipilot ")
     result = run_process(["--help"])
-    for group in ("init", "db", "users", "keys", "providers", "models", "custom", "model", "prompts", "test", "status", "history"):
+    for group in (
+        "init",
+        "db",
+        "users",
+        "keys",
+        "providers",
+        "models",
+        "custom",
+        "model",
+        "prompts",
+        "test",
+        "status",
+        "history",
+        "usage",
+        "ask",
+        "chat",
+    ):
         assert group in result.stdout
 
 

@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 
 from aipilot import __version__
 from aipilot.cli import (
+    assist,
     custom,
     health,
     keys,
@@ -22,6 +23,7 @@ from aipilot.cli import (
     prompts,
     providers,
     setup,
+    usage,
     users,
 )
 from aipilot.cli.state import State, state
@@ -168,6 +170,9 @@ app.add_typer(prompts.app, name="prompts")
 app.command("test")(health.test)
 app.command("history")(health.history)
 app.command("status")(health.status)
+app.command("usage")(usage.usage)
+app.command("ask")(assist.ask)
+app.command("chat")(assist.chat)
 
 
 def run() -> None:

@@ -11,8 +11,10 @@ in a URL, which httpx logs and copies into its exception messages.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
+import ssl
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
@@ -100,6 +102,12 @@ def load_json(text: str | bytes, *, provider: str) -> Any:
         ) from exc
 
 
+@functools.cache
+def ssl_context() -> ssl.SSLContext:
+    """One TLS context per process: building one loads the CA bundle (~20 ms each time)."""
+    return httpx.create_ssl_context()
+
+
 class HttpCaller:
     """Sends one logical request, retrying within a :class:`RetryPolicy`."""
 
@@ -119,7 +127,9 @@ class HttpCaller:
         self._secrets = (api_key,)
         self._timeout = httpx.Timeout(settings.timeout_s, connect=CONNECT_TIMEOUT_S)
         self._owns_http = http is None
-        self._http = http if http is not None else httpx.Client(timeout=self._timeout)
+        self._http = (
+            http if http is not None else httpx.Client(timeout=self._timeout, verify=ssl_context())
+        )
         self._policy = retry or RetryPolicy()
         self._sleep: Sleep = sleep if sleep is not None else time.sleep
         self._clock = clock

@@ -1,0 +1,360 @@
+"""Assist: chats through the user's active model (the seed's ``assist_flut`` proxy).
+
+Read the active configuration for (user, module), decrypt the key server-side, call the
+provider, return the answer — never the key. Every call writes one ``ai_usage_logs`` row,
+success, failure or cancellation, with tokens, cost (from the catalog's per-million-token
+prices; unknown price → NULL, never 0), latency and time to first token. Prompt and answer
+text are stored only when the caller opts in (``log_content``); the one exception is an
+answer that fails JSON validation, whose raw text is kept so the failure can be diagnosed.
+
+No database transaction is open while the provider is called: ``_prepare`` reads in one
+transaction, the provider call happens, then ``_record`` writes in another.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from aipilot.db.models import Model, ProviderConfig
+from aipilot.errors import AipilotError, ModelOutputError, NotConfiguredError, UsageError
+from aipilot.services import calls, credentials
+from aipilot.services.catalog import get_provider, settings_for
+from aipilot.services.keys import master_keys
+from aipilot.services.runtime import Context
+from aipilot.services.validate import module_name
+
+if TYPE_CHECKING:
+    from aipilot.providers.types import ChatMessage, ChatRequest, ProviderSettings, Usage
+
+MILLION = Decimal(1_000_000)
+MAX_LOGGED_TEXT = 20_000
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass(frozen=True)
+class AssistRequest:
+    messages: Sequence[Message]
+    module: str = "global"
+    system: str | None = None  # overrides the active prompt snapshot for this call
+    max_tokens: int | None = None
+    temperature: float | None = None
+    json_mode: bool = False
+    json_schema: Mapping[str, Any] | None = None
+    log_content: bool = False
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class AssistResult:
+    text: str
+    data: Any
+    provider: str
+    model: str
+    finish_reason: str | None
+    usage: TokenUsage
+    cost_usd: Decimal | None
+    latency_ms: int
+    ttft_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    settings: ProviderSettings
+    api_key: str | None = field(repr=False)
+    model: str
+    system: str | None
+    input_price: Decimal | None
+    output_price: Decimal | None
+
+
+def _check_request(request: AssistRequest) -> None:
+    if not any(m.role == "user" and m.content.strip() for m in request.messages):
+        raise UsageError("nothing to ask: the prompt is empty", hint="give a PROMPT or pipe one in")
+    for message in request.messages:
+        if message.role not in ("system", "user", "assistant"):
+            raise UsageError(
+                f"unknown message role {message.role!r}", hint="use system, user or assistant"
+            )
+    if request.max_tokens is not None and not 0 < request.max_tokens <= 1_000_000:
+        raise UsageError("--max-tokens must be between 1 and 1000000")
+    if request.temperature is not None and not 0.0 <= request.temperature <= 2.0:
+        raise UsageError("--temperature must be between 0 and 2")
+
+
+def _prepare(ctx: Context, request: AssistRequest) -> _Prepared:
+    _check_request(request)
+    module = module_name(request.module)
+    with ctx.db.session(user_id=ctx.identity.user_id) as session:
+        config = session.scalars(
+            sa.select(ProviderConfig).where(
+                ProviderConfig.user_id == ctx.identity.user_id,
+                ProviderConfig.module_name == module,
+                ProviderConfig.is_active,
+            )
+        ).first()
+        if config is None:
+            raise NotConfiguredError(
+                f"no active model for module {module!r}",
+                hint="choose one with `aipilot model activate PROVIDER MODEL`",
+            )
+        provider = get_provider(session, config.provider_name)
+        api_key = None
+        if provider.api_auth_method != "none":
+            row = credentials.require(session, ctx.identity, provider.provider_key)
+            api_key = credentials.open_row(row, master_keys())
+        prices = session.execute(
+            sa.select(Model.input_price_per_mtok, Model.output_price_per_mtok).where(
+                Model.provider_id == provider.id, Model.model_key == config.model_name
+            )
+        ).first()
+        system = request.system if request.system is not None else config.system_prompt
+        return _Prepared(
+            settings=settings_for(provider),
+            api_key=api_key,
+            model=config.model_name,
+            system=system,
+            input_price=prices[0] if prices else None,
+            output_price=prices[1] if prices else None,
+        )
+
+
+def _chat_request(prep: _Prepared, request: AssistRequest) -> ChatRequest:
+    from aipilot.providers.types import ChatMessage, ChatRequest
+
+    inline = [m.content for m in request.messages if m.role == "system"]
+    system = "\n\n".join([*([prep.system] if prep.system else []), *inline]) or None
+    messages: list[ChatMessage] = [
+        ChatMessage(m.role, m.content)  # type: ignore[arg-type]
+        for m in request.messages
+        if m.role != "system"
+    ]
+    return ChatRequest(
+        model=prep.model,
+        messages=messages,
+        system=system,
+        max_tokens=request.max_tokens,
+        temperature=request.temperature,
+        json_mode=request.json_mode or request.json_schema is not None,
+        json_schema=request.json_schema,
+    )
+
+
+def cost_of(prep: _Prepared, usage: TokenUsage) -> Decimal | None:
+    """Catalog price × tokens; None when a price or a token count is unknown."""
+    if None in (prep.input_price, prep.output_price, usage.input_tokens, usage.output_tokens):
+        return None
+    assert prep.input_price is not None and prep.output_price is not None
+    total = Decimal(usage.input_tokens or 0) * prep.input_price
+    total += Decimal(usage.output_tokens or 0) * prep.output_price
+    return (total / MILLION).quantize(Decimal("0.000001"))
+
+
+def _tokens(usage: Usage | None) -> TokenUsage:
+    if usage is None:
+        return TokenUsage()
+    total = usage.total_tokens
+    if total is None and usage.input_tokens is not None and usage.output_tokens is not None:
+        total = usage.input_tokens + usage.output_tokens
+    return TokenUsage(usage.input_tokens, usage.output_tokens, total)
+
+
+def parse_answer(text: str, request: AssistRequest) -> Any:
+    """In JSON mode, the answer as a parsed object, validated against the schema if any."""
+    if not (request.json_mode or request.json_schema is not None):
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise ModelOutputError("the model did not return valid JSON") from None
+    if request.json_schema is None:
+        if not isinstance(data, dict):
+            raise ModelOutputError("the model returned JSON, but not an object")
+        return data
+    import jsonschema
+
+    try:
+        jsonschema.validate(data, dict(request.json_schema))
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+        raise ModelOutputError(
+            f"the answer does not match the schema at {where}: {exc.message[:200]}"
+        ) from None
+    return data
+
+
+def ask(ctx: Context, request: AssistRequest) -> AssistResult:
+    """One non-streamed chat through the active model."""
+    from aipilot.providers import client_for
+
+    prep = _prepare(ctx, request)
+    chat = _chat_request(prep, request)
+    started = time.monotonic()
+    try:
+        with client_for(prep.settings, prep.api_key) as client:
+            response = client.chat(chat)
+    except AipilotError as err:
+        _record_failure(ctx, prep, request, err, started)
+        raise
+    usage = _tokens(response.usage)
+    result = _finish(
+        ctx, prep, request, response.text, response.finish_reason, usage, started, None
+    )
+    return result
+
+
+def _finish(
+    ctx: Context,
+    prep: _Prepared,
+    request: AssistRequest,
+    text: str,
+    finish_reason: str | None,
+    usage: TokenUsage,
+    started: float,
+    ttft_ms: int | None,
+) -> AssistResult:
+    latency = int((time.monotonic() - started) * 1000)
+    cost = cost_of(prep, usage)
+    try:
+        data = parse_answer(text, request)
+    except ModelOutputError as err:
+        outcome = calls.CallOutcome(False, latency, "invalid_output", err.message)
+        _record(ctx, prep, request, outcome, usage, cost, ttft_ms, answer=text, keep_answer=True)
+        raise
+    _record(ctx, prep, request, calls.CallOutcome(True, latency), usage, cost, ttft_ms, answer=text)
+    return AssistResult(
+        text,
+        data,
+        prep.settings.provider_key,
+        prep.model,
+        finish_reason,
+        usage,
+        cost,
+        latency,
+        ttft_ms,
+    )
+
+
+def _record_failure(
+    ctx: Context, prep: _Prepared, request: AssistRequest, err: AipilotError, started: float
+) -> None:
+    latency = int((time.monotonic() - started) * 1000)
+    outcome = calls.outcome_of_error(err, latency_ms=latency, secrets=[prep.api_key or ""])
+    _record(ctx, prep, request, outcome, TokenUsage(), None, None)
+
+
+def _record(
+    ctx: Context,
+    prep: _Prepared,
+    request: AssistRequest,
+    outcome: calls.CallOutcome,
+    usage: TokenUsage,
+    cost: Decimal | None,
+    ttft_ms: int | None,
+    *,
+    answer: str | None = None,
+    keep_answer: bool = False,
+    cancelled: bool = False,
+) -> None:
+    asked = json.dumps([m.content for m in request.messages], ensure_ascii=False)
+    with ctx.db.session(user_id=ctx.identity.user_id, write=True) as session:
+        calls.record(
+            session,
+            ctx.identity,
+            kind="chat",
+            provider_key=prep.settings.provider_key,
+            outcome=outcome,
+            model=prep.model,
+            module=request.module,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost=cost,
+            ttft_ms=ttft_ms,
+            cancelled=cancelled,
+            request_content=asked[:MAX_LOGGED_TEXT] if request.log_content else None,
+            response_content=(answer or "")[:MAX_LOGGED_TEXT]
+            if (request.log_content or keep_answer)
+            else None,
+        )
+
+
+class AssistStream:
+    """Text deltas of a streamed chat; ``result`` is set once the stream has ended.
+
+    A stream that breaks midway keeps what arrived in ``text`` and logs the failure;
+    Ctrl-C (or closing the iterator early) logs the call as cancelled.
+    """
+
+    def __init__(self, ctx: Context, request: AssistRequest) -> None:
+        self._ctx, self._request = ctx, request
+        self._prep = _prepare(ctx, request)
+        self.text = ""
+        self.result: AssistResult | None = None
+
+    @property
+    def provider(self) -> str:
+        return self._prep.settings.provider_key
+
+    @property
+    def model(self) -> str:
+        return self._prep.model
+
+    def __iter__(self) -> Iterator[str]:
+        from aipilot.providers import client_for
+
+        prep, request = self._prep, self._request
+        started, ttft, finish, usage = time.monotonic(), None, None, None
+        try:
+            with client_for(prep.settings, prep.api_key) as client:
+                for chunk in client.chat_stream(_chat_request(prep, request)):
+                    if chunk.text:
+                        ttft = (
+                            ttft if ttft is not None else int((time.monotonic() - started) * 1000)
+                        )
+                        self.text += chunk.text
+                        yield chunk.text
+                    finish = chunk.finish_reason or finish
+                    usage = chunk.usage or usage
+        except AipilotError as err:
+            _record_failure(self._ctx, prep, request, err, started)
+            raise
+        except (KeyboardInterrupt, GeneratorExit):
+            latency = int((time.monotonic() - started) * 1000)
+            outcome = calls.CallOutcome(False, latency, "cancelled", "cancelled by the user")
+            _record(self._ctx, prep, request, outcome, _tokens(usage), None, ttft, cancelled=True)
+            raise
+        self.result = _finish(
+            self._ctx, prep, request, self.text, finish, _tokens(usage), started, ttft
+        )
+
+
+def user_message(text: str) -> tuple[Message, ...]:
+    return (Message("user", text),)
+
+
+def messages_from(items: Sequence[Mapping[str, Any]]) -> tuple[Message, ...]:
+    """The seed's ``messages`` list ([{"role": ..., "content": ...}]) as Messages."""
+    out = []
+    for item in items:
+        role, content = item.get("role"), item.get("content")
+        if not isinstance(role, str) or not isinstance(content, str):
+            raise UsageError("each message needs a string 'role' and 'content'")
+        out.append(Message(role, content))
+    return tuple(out)
