@@ -255,6 +255,7 @@ def _row_values(uid: uuid.UUID, tag: str) -> dict[str, dict[str, Any]]:
             "provider_key": "openai",
             "outcome": "ok",
         },
+        "ai_user_limits": {"user_id": uid, "provider_key": f"p-{tag}", "daily_requests": 10},
     }
 
 

@@ -16,7 +16,7 @@ runs ``alembic check`` so the two cannot drift.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -43,6 +43,7 @@ USER_TABLES = (
     "ai_system_prompts",
     "ai_user_models_flut",
     "ai_usage_logs",
+    "ai_user_limits",
 )
 
 
@@ -303,3 +304,47 @@ class UsageLog(Base):
     request_content: Mapped[str | None] = mapped_column(sa.Text)
     response_content: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=_now())
+
+
+class UserLimit(Base):
+    """Per-user quotas (issue 7): a daily request quota and a monthly cost limit, for one
+    provider or (``provider_key`` NULL) all providers, with their running counters."""
+
+    __tablename__ = "ai_user_limits"
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "provider_key", name=conv("uq_ai_user_limits_scope")),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        sa.Uuid, sa.ForeignKey("users.users_id", ondelete="CASCADE")
+    )
+    provider_key: Mapped[str | None] = mapped_column(sa.Text)
+    daily_requests: Mapped[int | None] = mapped_column(sa.Integer)
+    monthly_cost_usd: Mapped[Decimal | None] = mapped_column(sa.Numeric(12, 4))
+    requests_today: Mapped[int] = mapped_column(sa.Integer, server_default="0")
+    requests_day: Mapped[date | None] = mapped_column(sa.Date)
+    cost_this_month: Mapped[Decimal] = mapped_column(sa.Numeric(14, 6), server_default="0")
+    cost_month: Mapped[date | None] = mapped_column(sa.Date)  # first day of the counted month
+    created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, server_default=_now())
+
+
+class ApiToken(Base):
+    """Access tokens for `aipilot serve` (issue 8), stored as SHA-256 hashes only.
+
+    No row-level security: a request is authenticated (token → user) before any identity
+    exists. Only ``token_hash`` and the display ``prefix`` are stored, never the token.
+    """
+
+    __tablename__ = "aipilot_api_tokens"
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        sa.Uuid, sa.ForeignKey("users.users_id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(sa.Text)
+    token_hash: Mapped[str] = mapped_column(sa.Text, unique=True)
+    prefix: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=_now())
+    expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_used_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    revoked_at: Mapped[datetime | None] = mapped_column(Timestamp)
