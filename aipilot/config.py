@@ -13,7 +13,6 @@ Precedence: command-line flag, then environment variable, then default.
 
 from __future__ import annotations
 
-import getpass
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +56,8 @@ def normalise_database_url(url: str) -> str:
 
 
 def os_login() -> str:
+    import getpass
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (some containers)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -28,6 +27,8 @@ SystemOpt = Annotated[
 
 
 def _schema(path: Path | None) -> dict[str, Any] | None:
+    import json
+
     if path is None:
         return None
     try:
@@ -104,6 +105,8 @@ def ask(
         json_schema=_schema(schema),
         log_content=log_content,
     )
+    import json
+
     as_json = wants_json(ctx, json_output)
     if as_json or no_stream or not sys.stdout.isatty() or json_mode or schema:
         with render.progress("asking the model"):

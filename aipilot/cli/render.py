@@ -6,19 +6,16 @@ import escapes the test runner's capture and costs start-up time.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, is_dataclass
-from datetime import datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
 
 import typer
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from rich.console import Console
 
     from aipilot.errors import AipilotError
@@ -41,6 +38,11 @@ def is_terminal() -> bool:
 
 
 def _default(value: Any) -> Any:
+    from dataclasses import asdict, is_dataclass
+    from datetime import datetime
+    from decimal import Decimal
+    from uuid import UUID
+
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -54,11 +56,15 @@ def _default(value: Any) -> Any:
 
 def to_plain(value: Any) -> Any:
     """Dataclasses and their fields to JSON-ready plain data."""
+    import json
+
     return json.loads(json.dumps(value, default=_default))
 
 
 def emit_json(document: Any) -> None:
     """The one machine-readable document a ``--json`` command prints on stdout."""
+    import json
+
     typer.echo(json.dumps(document, default=_default, ensure_ascii=False, indent=2))
 
 
