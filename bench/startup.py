@@ -67,7 +67,10 @@ def main() -> None:
                 times[name].append(wall)
                 rss[name].append(peak)
     med = {name: statistics.median(values) * 1000 for name, values in times.items()}
-    typer_floor, orm_floor = med['python -c "import typer"'], med['python -c "import sqlalchemy.orm"']
+    typer_floor, orm_floor = (
+        med['python -c "import typer"'],
+        med['python -c "import sqlalchemy.orm"'],
+    )
     rows = []
     for name, _ in COMMANDS:
         if name.startswith("aipilot --"):

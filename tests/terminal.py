@@ -14,11 +14,18 @@ from tests.conftest import REPO
 
 
 def run_on_terminal(
-    args: Sequence[str], *, env: Mapping[str, str], typed: str = "", timeout: float = 60
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    typed: str = "",
+    answers: Sequence[tuple[str, str]] = (),
+    timeout: float = 60,
 ) -> tuple[int, str]:
-    """Run ``python -m aipilot ARGS`` with stdin/stdout on a pty; ``typed`` is keyboard input.
+    """Run ``python -m aipilot ARGS`` with stdin/stdout/stderr on a pty.
 
-    Returns the exit code and everything the terminal showed (stdout and stderr).
+    ``typed`` is keyboard input queued at once (fine for line prompts); ``answers`` are
+    (text to wait for on screen, keys to type) pairs, for prompts that flush pending input
+    first (a hidden password prompt does). Returns the exit code and the whole screen.
     """
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
@@ -32,9 +39,10 @@ def run_on_terminal(
     os.close(follower)
     if typed:
         os.write(leader, typed.encode())  # the line discipline queues it for each prompt
+    pending = list(answers)
     output, deadline = b"", time.monotonic() + timeout
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.2)
+        ready, _, _ = select.select([leader], [], [], 0.1)
         if ready:
             try:
                 data = os.read(leader, 4096)
@@ -45,6 +53,9 @@ def run_on_terminal(
             output += data
         elif proc.poll() is not None:
             break
+        if pending and pending[0][0].encode() in output:
+            time.sleep(0.2)  # let the prompt switch the terminal mode before typing
+            os.write(leader, pending.pop(0)[1].encode())
     code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
     os.close(leader)
     return code, output.decode(errors="replace")

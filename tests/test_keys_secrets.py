@@ -229,3 +229,23 @@ def test_rotate_master_killed_at_any_moment_loses_nothing(database_url: str) -> 
             current, rotated = new, rotated + 1
     assert sql(database_url, "SELECT count(*) FROM user_provider_credentials")[0][0] == 100
     assert rotated >= 1  # the longest delays let a rotation complete
+
+
+def test_hidden_prompt_on_a_terminal_does_not_echo_the_key(
+    fake: FakeProvider, database_url: str
+) -> None:
+    from tests.terminal import run_on_terminal
+
+    key = f"sk-aipilot-CANARY-{uuid.uuid4()}"
+    env = {
+        "AIPILOT_DATABASE_URL": database_url,
+        "AIPILOT_USER": "alice",
+        "AIPILOT_MASTER_KEY": MASTER_KEY,
+    }
+    code, screen = run_on_terminal(
+        ["keys", "set", "openai"], env=env, answers=[("API key", key + "\n")]
+    )
+    assert code == 0, screen
+    assert "API key" in screen and "stored the openai key" in screen
+    assert find_leaks(screen, key) == []
+    assert fake.last_request.headers["authorization"] == f"Bearer {key}"

@@ -32,6 +32,7 @@ NAMING_CONVENTION = {
     "ck": "%(table_name)s_%(constraint_name)s_check",
 }
 
+
 class _PostgresVariant(sa.types.TypeDecorator[Any]):
     """JSON everywhere, a PostgreSQL-specific type on PostgreSQL — chosen when a dialect
     asks, so a SQLite-only command never imports SQLAlchemy's PostgreSQL dialect (~35 ms
