@@ -59,7 +59,13 @@ def activate_directly(
     """Make (provider, model) the user's one active global config, straight in the table."""
     import uuid
 
-    sql(database_url, "UPDATE ai_provider_configs SET is_active = :f WHERE is_active", f=False)
+    sql(
+        database_url,
+        "UPDATE ai_provider_configs SET is_active = :f WHERE is_active AND module_name = 'global' "
+        "AND user_id = (SELECT users_id FROM users WHERE username = :u)",
+        f=False,
+        u=user,
+    )
     new_id = uuid.uuid4()
     sql(
         database_url,

@@ -18,8 +18,11 @@ from aipilot.cli import (
     custom,
     health,
     keys,
+    limits,
     model,
     models,
+    org_openai,
+    orgs,
     prompts,
     providers,
     setup,
@@ -173,6 +176,9 @@ app.command("status")(health.status)
 app.command("usage")(usage.usage)
 app.command("ask")(assist.ask)
 app.command("chat")(assist.chat)
+app.add_typer(orgs.app, name="orgs")
+app.add_typer(org_openai.app, name="org-openai")
+app.add_typer(limits.app, name="limits")
 
 
 def run() -> None:

@@ -9,22 +9,30 @@ answer that fails JSON validation, whose raw text is kept so the failure can be 
 
 No database transaction is open while the provider is called: ``_prepare`` reads in one
 transaction, the provider call happens, then ``_record`` writes in another.
+
+Key resolution: the user's own key; for the ``openai`` provider only, else the user's
+organisation's connection (:func:`aipilot.services.org_openai.resolve_for_call`). Quotas
+(:mod:`aipilot.services.quotas`): when a per-user limit applies or the organisation's key is
+used, one request is reserved in a short write transaction before the call (exit 6 when a
+limit is reached), and the real cost is settled in ``_record``'s transaction after it.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from aipilot.db.models import Model, ProviderConfig
 from aipilot.errors import AipilotError, ModelOutputError, NotConfiguredError, UsageError
-from aipilot.services import calls, credentials
+from aipilot.services import calls, credentials, org_openai, quotas
 from aipilot.services.catalog import get_provider, settings_for
 from aipilot.services.keys import master_keys
 from aipilot.services.runtime import Context
@@ -83,6 +91,9 @@ class _Prepared:
     system: str | None
     input_price: Decimal | None
     output_price: Decimal | None
+    connexion_id: uuid.UUID | None = None  # the organisation's key is used
+    user_limits: bool = False  # a per-user limit applies
+    reservation: quotas.Reservation = field(default_factory=quotas.Reservation)
 
 
 def _check_request(request: AssistRequest) -> None:
@@ -116,10 +127,11 @@ def _prepare(ctx: Context, request: AssistRequest) -> _Prepared:
                 hint="choose one with `aipilot model activate PROVIDER MODEL`",
             )
         provider = get_provider(session, config.provider_name)
-        api_key = None
+        api_key, connexion_id = None, None
         if provider.api_auth_method != "none":
-            row = credentials.require(session, ctx.identity, provider.provider_key)
-            api_key = credentials.open_row(row, master_keys())
+            api_key, connexion_id = _resolve_key(
+                session, ctx, provider.provider_key, config.model_name
+            )
         prices = session.execute(
             sa.select(Model.input_price_per_mtok, Model.output_price_per_mtok).where(
                 Model.provider_id == provider.id, Model.model_key == config.model_name
@@ -133,7 +145,33 @@ def _prepare(ctx: Context, request: AssistRequest) -> _Prepared:
             system=system,
             input_price=prices[0] if prices else None,
             output_price=prices[1] if prices else None,
+            connexion_id=connexion_id,
+            user_limits=quotas.has_limits(session, ctx.identity.user_id, provider.provider_key),
         )
+
+
+def _resolve_key(
+    session: Session, ctx: Context, provider_key: str, model: str
+) -> tuple[str, uuid.UUID | None]:
+    """The user's own key first; for openai, else the organisation's connection."""
+    row = credentials.find(session, ctx.identity, provider_key)
+    if row is None and provider_key == org_openai.PROVIDER:
+        org_key = org_openai.resolve_for_call(session, ctx.identity, model)
+        if org_key is not None:
+            return org_key.api_key, org_key.connexion_id
+    row = row or credentials.require(session, ctx.identity, provider_key)
+    return credentials.open_row(row, master_keys()), None
+
+
+def _reserve(ctx: Context, prep: _Prepared) -> _Prepared:
+    """Count the request against the applicable limits before calling (exit 6 if reached)."""
+    reservation = quotas.reserve(
+        ctx,
+        provider_key=prep.settings.provider_key,
+        user_limits=prep.user_limits,
+        connexion_id=prep.connexion_id,
+    )
+    return replace(prep, reservation=reservation)
 
 
 def _chat_request(prep: _Prepared, request: AssistRequest) -> ChatRequest:
@@ -204,7 +242,7 @@ def ask(ctx: Context, request: AssistRequest) -> AssistResult:
     """One non-streamed chat through the active model."""
     from aipilot.providers import client_for
 
-    prep = _prepare(ctx, request)
+    prep = _reserve(ctx, _prepare(ctx, request))
     chat = _chat_request(prep, request)
     started = time.monotonic()
     try:
@@ -255,9 +293,12 @@ def _finish(
 def _record_failure(
     ctx: Context, prep: _Prepared, request: AssistRequest, err: AipilotError, started: float
 ) -> None:
+    from aipilot.providers.errors import ProviderAuthError
+
     latency = int((time.monotonic() - started) * 1000)
     outcome = calls.outcome_of_error(err, latency_ms=latency, secrets=[prep.api_key or ""])
-    _record(ctx, prep, request, outcome, TokenUsage(), None, None)
+    auth_error = outcome.error if isinstance(err, ProviderAuthError) else None
+    _record(ctx, prep, request, outcome, TokenUsage(), None, None, auth_error=auth_error)
 
 
 def _record(
@@ -272,6 +313,7 @@ def _record(
     answer: str | None = None,
     keep_answer: bool = False,
     cancelled: bool = False,
+    auth_error: str | None = None,
 ) -> None:
     asked = json.dumps([m.content for m in request.messages], ensure_ascii=False)
     with ctx.db.session(user_id=ctx.identity.user_id, write=True) as session:
@@ -293,6 +335,7 @@ def _record(
             if (request.log_content or keep_answer)
             else None,
         )
+        quotas.settle(session, prep.reservation, cost, auth_error=auth_error)
 
 
 class AssistStream:
@@ -319,7 +362,8 @@ class AssistStream:
     def __iter__(self) -> Iterator[str]:
         from aipilot.providers import client_for
 
-        prep, request = self._prep, self._request
+        prep = self._prep = _reserve(self._ctx, self._prep)
+        request = self._request
         started, ttft, finish, usage = time.monotonic(), None, None, None
         try:
             with client_for(prep.settings, prep.api_key) as client:

@@ -15,6 +15,11 @@ from aipilot.errors import NotConfiguredError, VaultError
 from aipilot.redaction import hint
 
 
+def org_key_owner(organisation_id: object) -> str:
+    """The owner an organisation's key is sealed for (its associated data), never a user id."""
+    return f"org:{organisation_id}"
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 

@@ -1,0 +1,424 @@
+"""An organisation's OpenAI connection: the seed's ``openai_connexion`` (seed 002), for real.
+
+- One connection per organisation is managed (created by ``set-key`` with
+  ``client_id = organisation_id`` and the seed's default ``client_type``); if a shared
+  database holds several rows for an organisation, the oldest is used.
+- ``openai_api_key`` holds aipilot's ciphertext (``vault.Sealed.to_text()``), sealed with
+  the associated data (``org:<organisation_id>``, ``openai``): never plaintext. Its display
+  hint lives in ``openai_ia_extensions.aipilot.key_hint``.
+- Every change appends ``{at, by, action, details}`` to ``openai_audit_log.entries`` (the
+  newest ``MAX_AUDIT`` are kept); no entry ever holds a key.
+- Writes are admin only. A member may read their own organisation's connection; on
+  PostgreSQL row-level security (``organisation_only_access_openai_connexion``) enforces
+  the same thing below aipilot.
+
+Key resolution for a call to the ``openai`` provider (:func:`resolve_for_call`): the user's
+own key wins; else the organisation's connection is used when ``openai_actif`` and its
+status is ``active`` or ``quota_exceeded`` (re-checked at each call by the quota reserve);
+``inactive``, ``error`` and ``expired`` connections are not used. The model must be in
+``openai_modeles_autorises`` (NULL or empty allows nothing): otherwise exit 9.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from aipilot import vault
+from aipilot.db.identity import Identity
+from aipilot.db.models import OpenAIConnexion, Organisation, User
+from aipilot.errors import (
+    AipilotError,
+    NotConfiguredError,
+    PermissionDeniedError,
+    UsageError,
+)
+from aipilot.redaction import hint, redact
+from aipilot.services import calls, credentials, locks, quotas
+from aipilot.services.catalog import get_provider, settings_for
+from aipilot.services.keys import master_keys
+from aipilot.services.orgs import find_org
+from aipilot.services.runtime import Context
+from aipilot.services.validate import model_key
+
+PROVIDER = "openai"
+DEFAULT_MODELS = ("gpt-3.5-turbo", "gpt-4")  # the seed's column default
+USABLE = ("active", "quota_exceeded")
+MAX_AUDIT = 500
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: str
+    by: str
+    action: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ConnexionInfo:
+    organisation: str
+    organisation_id: str
+    connexion_id: str | None
+    configured: bool  # a key is stored
+    key_hint: str | None = None
+    active: bool = False
+    status: str | None = None
+    client_type: str | None = None
+    daily_requests: int | None = None
+    requests_today: int = 0
+    quota_resets_at: datetime | None = None
+    monthly_cost_usd: Decimal | None = None
+    cost_this_month: Decimal = Decimal(0)
+    allowed_models: tuple[str, ...] = ()
+    last_sync: datetime | None = None
+    last_error: str | None = None
+    audit: tuple[AuditEntry, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class ConnexionTest:
+    organisation: str
+    ok: bool
+    latency_ms: int
+    status: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class OrgKey:
+    """The organisation's key for one call (never printed: ``repr`` hides it)."""
+
+    api_key: str = field(repr=False)
+    connexion_id: uuid.UUID
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ---------------------------------------------------------------- rows and audit
+def find_connexion(session: Session, organisation_id: uuid.UUID) -> OpenAIConnexion | None:
+    query = (
+        sa.select(OpenAIConnexion)
+        .where(OpenAIConnexion.organisation_id == organisation_id)
+        .order_by(OpenAIConnexion.openai_created_at, OpenAIConnexion.openai_connexion_id)
+    )
+    return session.scalars(query).first()
+
+
+def append_audit(
+    row: OpenAIConnexion, *, by: str, action: str, details: dict[str, Any], at: datetime
+) -> None:
+    log = row.openai_audit_log if isinstance(row.openai_audit_log, dict) else {}
+    entries = list(log.get("entries", []))
+    entries.append({"at": at.isoformat(), "by": by, "action": action, "details": details})
+    row.openai_audit_log = {**log, "entries": entries[-MAX_AUDIT:]}  # a new object: tracked
+
+
+def _key_hint(row: OpenAIConnexion) -> str | None:
+    ext = row.openai_ia_extensions if isinstance(row.openai_ia_extensions, dict) else {}
+    own = ext.get("aipilot")
+    return own.get("key_hint") if isinstance(own, dict) else None
+
+
+def _info(org: Organisation, row: OpenAIConnexion | None) -> ConnexionInfo:
+    if row is None:
+        return ConnexionInfo(org.name, str(org.organisation_id), None, False)
+    log = row.openai_audit_log if isinstance(row.openai_audit_log, dict) else {}
+    return ConnexionInfo(
+        organisation=org.name,
+        organisation_id=str(org.organisation_id),
+        connexion_id=str(row.openai_connexion_id),
+        configured=row.openai_api_key is not None,
+        key_hint=_key_hint(row),
+        active=row.openai_actif,
+        status=row.openai_statut_connexion,
+        client_type=row.client_type,
+        daily_requests=row.openai_limite_quotidienne,
+        requests_today=row.openai_usage_quotidien or 0,
+        quota_resets_at=row.openai_reset_quota_at,
+        monthly_cost_usd=row.openai_limite_cout_mois,
+        cost_this_month=row.openai_cout_actuel_mois or Decimal(0),
+        allowed_models=tuple(row.openai_modeles_autorises or ()),
+        last_sync=row.openai_derniere_synchro,
+        last_error=row.openai_derniere_erreur,
+        audit=tuple(AuditEntry(**e) for e in log.get("entries", [])),
+    )
+
+
+def _require(session: Session, org: Organisation) -> OpenAIConnexion:
+    row = find_connexion(session, org.organisation_id)
+    if row is None:
+        raise NotConfiguredError(
+            f"organisation {org.name} has no OpenAI connection",
+            hint=f"an admin creates it with `aipilot org-openai set-key {org.name}`",
+        )
+    return row
+
+
+def _change(
+    ctx: Context, org_name: str, action: str, change: Any, *, create: bool = False
+) -> ConnexionInfo:
+    """One admin write: ``change(row) -> details`` then an audit entry, in one transaction."""
+    ctx.identity.require_admin(f"changing an organisation's OpenAI connection ({action})")
+
+    def attempt() -> ConnexionInfo:
+        with ctx.db.session(user_id=ctx.identity.user_id, write=True) as session:
+            org = find_org(session, org_name)
+            row = find_connexion(session, org.organisation_id)
+            if row is None and create:
+                row = _new_row(session, ctx, org)
+            elif row is None:
+                row = _require(session, org)
+            at = now()
+            details = change(row)
+            row.openai_updated_at, row.openai_updated_by = at, ctx.identity.user_id
+            append_audit(row, by=ctx.identity.username, action=action, details=details, at=at)
+            session.flush()
+            return _info(org, row)
+
+    return locks.retry_when_locked(attempt)
+
+
+def _new_row(session: Session, ctx: Context, org: Organisation) -> OpenAIConnexion:
+    row = OpenAIConnexion(
+        openai_connexion_id=uuid.uuid4(),
+        organisation_id=org.organisation_id,
+        client_id=org.organisation_id,
+        client_type="reseau",
+        openai_actif=True,
+        openai_statut_connexion="active",
+        openai_usage_quotidien=0,
+        openai_cout_actuel_mois=Decimal(0),
+        openai_modeles_autorises=list(DEFAULT_MODELS),
+        openai_created_by=ctx.identity.user_id,
+        openai_updated_by=ctx.identity.user_id,
+        openai_created_at=now(),
+        openai_updated_at=now(),
+        openai_date_activation=now(),
+        openai_audit_log={"entries": []},
+        openai_ia_extensions={},
+    )
+    session.add(row)
+    return row
+
+
+# ---------------------------------------------------------------- admin commands
+def set_key(ctx: Context, org_name: str, raw: str, *, test: bool = True) -> ConnexionInfo:
+    """Store (or replace) the organisation's OpenAI key, encrypted; then test it."""
+    ctx.identity.require_admin("setting an organisation's OpenAI key")
+    secret = vault.validate_api_key_input(raw, provider_key=PROVIDER)
+    mk = vault.load_master_key()
+
+    def change(row: OpenAIConnexion) -> dict[str, Any]:
+        sealed = vault.seal(
+            mk,
+            secret,
+            user_id=credentials.org_key_owner(row.organisation_id),
+            provider_key=PROVIDER,
+        )
+        row.openai_api_key = sealed.to_text()
+        ext = dict(row.openai_ia_extensions or {})
+        ext["aipilot"] = {**dict(ext.get("aipilot") or {}), "key_hint": hint(secret)}
+        row.openai_ia_extensions = ext
+        return {"key_hint": hint(secret), "master_key_id": mk.key_id}
+
+    info = _change(ctx, org_name, "set_key", change, create=True)
+    if test:
+        test_connexion(ctx, org_name)
+        return show(ctx, org_name)
+    return info
+
+
+def set_limits(
+    ctx: Context,
+    org_name: str,
+    *,
+    daily_requests: int | None = None,
+    monthly_cost: Decimal | str | None = None,
+    clear: bool = False,
+) -> ConnexionInfo:
+    if clear and (daily_requests is not None or monthly_cost is not None):
+        raise UsageError("--clear removes both limits: give it alone")
+    if not clear and daily_requests is None and monthly_cost is None:
+        raise UsageError("give --daily-requests and/or --monthly-cost, or --clear")
+    if daily_requests is not None and daily_requests < 0:
+        raise UsageError("--daily-requests must be 0 or more")
+    monthly_cost = quotas.money(monthly_cost, below=1_000_000)  # numeric(10,4)
+
+    def change(row: OpenAIConnexion) -> dict[str, Any]:
+        if clear:
+            row.openai_limite_quotidienne, row.openai_limite_cout_mois = None, None
+        if daily_requests is not None:
+            row.openai_limite_quotidienne = daily_requests
+        if monthly_cost is not None:
+            row.openai_limite_cout_mois = monthly_cost
+        return {
+            "daily_requests": row.openai_limite_quotidienne,
+            "monthly_cost_usd": None
+            if row.openai_limite_cout_mois is None
+            else str(row.openai_limite_cout_mois),
+        }
+
+    return _change(ctx, org_name, "limits", change)
+
+
+def allow_models(ctx: Context, org_name: str, models: list[str]) -> ConnexionInfo:
+    """Replace the list of models the organisation's key may be used with."""
+    if not models:
+        raise UsageError("give at least one MODEL")
+    chosen = list(dict.fromkeys(model_key(m) for m in models))
+
+    def change(row: OpenAIConnexion) -> dict[str, Any]:
+        before = list(row.openai_modeles_autorises or [])
+        row.openai_modeles_autorises = chosen
+        return {"from": before, "to": chosen}
+
+    return _change(ctx, org_name, "allow_models", change)
+
+
+def set_enabled(ctx: Context, org_name: str, enabled: bool) -> ConnexionInfo:
+    def change(row: OpenAIConnexion) -> dict[str, Any]:
+        before = row.openai_statut_connexion
+        row.openai_actif = enabled
+        row.openai_statut_connexion = "active" if enabled else "inactive"
+        if enabled:
+            row.openai_date_activation = now()
+        return {"from": before, "to": row.openai_statut_connexion}
+
+    return _change(ctx, org_name, "enable" if enabled else "disable", change)
+
+
+def show(ctx: Context, org_name: str) -> ConnexionInfo:
+    """The connection (key hint only); admins see any, members their own organisation's."""
+    with ctx.db.session(user_id=ctx.identity.user_id) as session:
+        org = find_org(session, org_name)
+        _require_member_or_admin(session, ctx.identity, org)
+        return _info(org, find_connexion(session, org.organisation_id))
+
+
+def _require_member_or_admin(session: Session, identity: Identity, org: Organisation) -> None:
+    if identity.is_admin:
+        return
+    mine = session.scalar(sa.select(User.organisation_id).where(User.users_id == identity.user_id))
+    if mine != org.organisation_id:
+        raise PermissionDeniedError(
+            f"{identity.username} is not a member of organisation {org.name}",
+            hint="members see their own organisation only (`aipilot orgs mine`)",
+        )
+
+
+# ---------------------------------------------------------------- testing the key
+def _check(settings: Any, secret: str) -> tuple[bool, int, str | None, bool]:
+    """(ok, latency, redacted error, authentication failure) of the cheapest call."""
+    from aipilot.providers import client_for
+    from aipilot.providers.errors import ProviderAuthError
+
+    started = time.monotonic()
+    try:
+        with client_for(settings, secret) as client:
+            client.check_key()
+    except AipilotError as err:
+        ms = int((time.monotonic() - started) * 1000)
+        error = calls.outcome_of_error(err, latency_ms=ms, secrets=[secret]).error
+        return False, ms, error, isinstance(err, ProviderAuthError)
+    return True, int((time.monotonic() - started) * 1000), None, False
+
+
+def test_connexion(ctx: Context, org_name: str) -> ConnexionTest:
+    """Check the key against the catalog's openai provider; record status, sync and error.
+
+    Success sets ``active`` (``inactive`` stays while disabled); an authentication failure
+    sets ``error``; other failures (timeout, outage) record the error, status unchanged.
+    """
+    ctx.identity.require_admin("testing an organisation's OpenAI key")
+    with ctx.db.session(user_id=ctx.identity.user_id) as session:
+        org = find_org(session, org_name)
+        row = _require(session, org)
+        secret = _open(row)
+        settings = settings_for(get_provider(session, PROVIDER, require_active=False))
+    ok, ms, error, auth_failed = _check(settings, secret)
+
+    def change(row: OpenAIConnexion) -> dict[str, Any]:
+        before = row.openai_statut_connexion
+        row.openai_derniere_synchro = now()
+        row.openai_derniere_erreur = error
+        if ok:
+            row.openai_statut_connexion = "active" if row.openai_actif else "inactive"
+        elif auth_failed:
+            row.openai_statut_connexion = "error"
+        return {"ok": ok, "error": error, "from": before, "to": row.openai_statut_connexion}
+
+    info = _change(ctx, org_name, "test", change)
+    _record_test(ctx, ok, ms, error)
+    return ConnexionTest(info.organisation, ok, ms, info.status or "active", error)
+
+
+def _record_test(ctx: Context, ok: bool, ms: int, error: str | None) -> None:
+    with ctx.db.session(user_id=ctx.identity.user_id, write=True) as session:
+        outcome = calls.CallOutcome(ok, ms, None if ok else "org_key_test", error)
+        calls.record(session, ctx.identity, kind="key_test", provider_key=PROVIDER, outcome=outcome)
+
+
+def _open(row: OpenAIConnexion) -> str:
+    if row.openai_api_key is None:
+        raise NotConfiguredError(
+            "the organisation's OpenAI connection has no key",
+            hint="an admin stores one with `aipilot org-openai set-key ORG`",
+        )
+    sealed = vault.Sealed.from_text(row.openai_api_key)
+    keys = master_keys()
+    mk = next((k for k in keys if k.key_id == sealed.key_id), keys[0])
+    return vault.unseal(
+        mk, sealed, user_id=credentials.org_key_owner(row.organisation_id), provider_key=PROVIDER
+    )
+
+
+# ---------------------------------------------------------------- the call path
+def resolve_for_call(session: Session, identity: Identity, model: str) -> OrgKey | None:
+    """The organisation's key for a call, None when the user has no usable connection."""
+    org_id = session.scalar(
+        sa.select(User.organisation_id).where(User.users_id == identity.user_id)
+    )
+    if org_id is None:
+        return None
+    row = find_connexion(session, org_id)
+    if row is None or row.openai_api_key is None:
+        return None
+    name = session.scalar(
+        sa.select(Organisation.name).where(Organisation.organisation_id == org_id)
+    )
+    state = row.openai_statut_connexion if row.openai_actif else "inactive"
+    if state not in USABLE:
+        raise NotConfiguredError(
+            f"no {PROVIDER} key is stored for {identity.username}, and organisation {name}'s "
+            f"OpenAI connection is {state}",
+            hint=f"store your own with `aipilot keys set {PROVIDER}`, or ask an admin "
+            f"(`aipilot org-openai test {name}` / `enable {name}`)",
+        )
+    if model not in (row.openai_modeles_autorises or []):
+        raise PermissionDeniedError(
+            f"model {model} is not allowed with organisation {name}'s OpenAI connection",
+            hint=f"allowed: {', '.join(row.openai_modeles_autorises or []) or 'none'}; an admin "
+            f"changes the list with `aipilot org-openai allow-models {name} MODEL…`",
+        )
+    return OrgKey(_open(row), row.openai_connexion_id)
+
+
+def mark_auth_failure(session: Session, connexion_id: uuid.UUID, error: str) -> None:
+    """OpenAI refused the organisation's key during a call: status 'error' until a test."""
+    row = session.get(OpenAIConnexion, connexion_id)
+    if row is None or row.openai_statut_connexion == "error":
+        return
+    before = row.openai_statut_connexion
+    row.openai_statut_connexion, row.openai_derniere_erreur = "error", redact(error)
+    details = {"from": before, "to": "error", "reason": "authentication failed during a call"}
+    append_audit(row, by="aipilot", action="status", details=details, at=now())
