@@ -25,7 +25,9 @@ from aipilot.cli import (
     orgs,
     prompts,
     providers,
+    serve,
     setup,
+    tokens,
     usage,
     users,
 )
@@ -179,6 +181,8 @@ app.command("chat")(assist.chat)
 app.add_typer(orgs.app, name="orgs")
 app.add_typer(org_openai.app, name="org-openai")
 app.add_typer(limits.app, name="limits")
+app.add_typer(tokens.app, name="tokens")
+app.command("serve")(serve.serve)
 
 
 def run() -> None:

@@ -1,0 +1,34 @@
+"""`aipilot serve`: the Edge Function contracts and an OpenAI-compatible API over HTTP."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from aipilot.cli.state import state
+from aipilot.errors import UsageError
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8787,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes.")] = 1,
+) -> None:
+    """Serve /functions/v1/* (the seed's Edge Functions) and /v1/* (OpenAI-compatible).
+
+    Callers authenticate with `Authorization: Bearer` and an `aipilot tokens create` token
+    (or an HS256 JWT signed with AIPILOT_JWT_SECRET). SIGTERM or Ctrl-C stops it gracefully.
+
+    Example: aipilot serve --port 8787
+    """
+    from aipilot.server import runner
+
+    if not 0 < port < 65536 or workers < 1:
+        raise UsageError("--port must be 1-65535 and --workers at least 1")
+    settings = state(ctx).settings
+    # the app factory runs in each worker and reads the database URL from the environment
+    os.environ["AIPILOT_DATABASE_URL"] = settings.database_url
+    runner.run(host=host, port=port, workers=workers, debug=settings.debug)

@@ -1,0 +1,109 @@
+"""The application factory (``uvicorn --factory aipilot.server.app:create_app``), health routes.
+
+Everything expensive is built once per process here: the settings, one Database (one engine
+and connection pool), one Authenticator with its cache. The schema revision is checked at
+start-up; ``/readyz`` checks the database with a trivial query on every call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import sqlalchemy as sa
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from aipilot.db.engine import Database
+from aipilot.db.migrate import require_current_schema
+from aipilot.errors import AipilotError
+from aipilot.server import functions, openai_api
+from aipilot.server.auth import Authenticator
+from aipilot.server.common import ServerState, server_state
+from aipilot.server.config import ServerConfig
+from aipilot.server.limits import BodyLimitMiddleware
+
+log = logging.getLogger("aipilot.server")
+CORS_HEADERS = ["authorization", "content-type", "x-client-info", "apikey"]
+
+
+async def healthz(_request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+def _ping(db: Database) -> None:
+    with db.session() as session:
+        session.execute(sa.text("SELECT 1"))
+
+
+async def readyz(request: Request) -> JSONResponse:
+    try:
+        await run_in_threadpool(_ping, server_state(request).db)
+    except AipilotError as err:
+        return JSONResponse({"status": "unavailable", "error": err.message}, status_code=503)
+    except Exception as exc:
+        return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+def _check_schema(db: Database) -> None:
+    try:
+        require_current_schema(db)
+    except AipilotError as err:  # keep serving: /readyz and every call report the problem
+        log.warning("%s (%s)", err.message, err.hint or "")
+
+
+@asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    current: ServerState = app.state.aipilot
+    await run_in_threadpool(_check_schema, current.db)
+    try:
+        yield
+    finally:
+        current.db.dispose()
+
+
+def _debug_logging() -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    for name in ("aipilot", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+        logging.getLogger(name).addHandler(handler)
+
+
+def create_app(config: ServerConfig | None = None) -> Starlette:
+    config = config or ServerConfig.from_env()
+    if config.debug:
+        _debug_logging()
+    db = Database(config.database_url)
+    middleware = [Middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)]
+    if config.cors_origins:
+        middleware.insert(
+            0,
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(config.cors_origins),
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=CORS_HEADERS,
+                max_age=600,
+            ),
+        )
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            *functions.routes,
+            *openai_api.routes,
+        ],
+        middleware=middleware,
+        lifespan=_lifespan,
+    )
+    auth = Authenticator(db, jwt_secret=config.jwt_secret, cache_s=config.auth_cache_s)
+    app.state.aipilot = ServerState(config=config, db=db, auth=auth)
+    return app

@@ -1,0 +1,106 @@
+"""What every route shares: the per-process state, JSON bodies, auth, the error wrapper."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from aipilot.db.engine import Database
+from aipilot.errors import AipilotError
+from aipilot.server.auth import Authenticator
+from aipilot.server.config import ServerConfig
+from aipilot.server.errors import HttpError, unexpected
+from aipilot.server.limits import BodyTooLarge
+from aipilot.services.runtime import Context
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerState:
+    """Built once per process: one Database (one engine and pool), one Authenticator."""
+
+    config: ServerConfig
+    db: Database
+    auth: Authenticator
+
+
+def server_state(request: Request) -> ServerState:
+    found: ServerState = request.app.state.aipilot
+    return found
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    try:
+        raw = await request.body()
+    except BodyTooLarge:
+        raise HttpError(413, "request body too large", code="too_large") from None
+    try:
+        body = json.loads(raw) if raw else {}
+    except ValueError:
+        raise HttpError(400, "the request body is not valid JSON", code="bad_json") from None
+    if not isinstance(body, dict):
+        raise HttpError(400, "the request body must be a JSON object", code="bad_json")
+    return body
+
+
+async def context(request: Request) -> Context:
+    """The caller's identity from ``Authorization: Bearer``; 401 without a valid one."""
+    current = server_state(request)
+    header = request.headers.get("authorization")
+    identity = current.auth.cached(header)  # a cache hit needs no thread hop
+    if identity is None:
+        identity = await run_in_threadpool(current.auth.identity, header)
+    return Context(db=current.db, identity=identity)
+
+
+def handled(shape: Callable[[AipilotError], Response]) -> Callable[[Endpoint], Endpoint]:
+    """Turn expected errors into ``shape``'s JSON and hide unexpected ones behind a 500."""
+
+    def decorate(endpoint: Endpoint) -> Endpoint:
+        @functools.wraps(endpoint)
+        async def wrapper(request: Request) -> Response:
+            try:
+                return await endpoint(request)
+            except AipilotError as err:
+                return shape(err)
+            except Exception as exc:
+                debug = server_state(request).config.debug
+                return shape(unexpected(exc, path=request.url.path, debug=debug))
+
+        return wrapper
+
+    return decorate
+
+
+def plain(value: Any) -> Any:
+    """Dataclasses, datetimes and Decimals as JSON-ready data."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def text_field(body: dict[str, Any], name: str, *, required: bool = True) -> str | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise HttpError(400, f"'{name}' must be a non-empty string", code="bad_request")
+    return value

@@ -1,0 +1,96 @@
+"""AipilotError → HTTP status and JSON body, in the seed's shape or OpenAI's.
+
+Bodies carry the error's one-line message and hint (which never contain a secret, see
+:mod:`aipilot.errors`); an unexpected exception becomes a generic 500 with no detail.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from aipilot.errors import AipilotError, ExitCode
+from aipilot.services.tokens import InvalidTokenError
+
+log = logging.getLogger("aipilot.server")
+
+STATUS = {
+    ExitCode.USAGE: 400,
+    ExitCode.NOT_CONFIGURED: 409,
+    ExitCode.UNHEALTHY: 200,
+    ExitCode.PROVIDER: 502,
+    ExitCode.QUOTA: 429,
+    ExitCode.DATABASE: 503,
+    ExitCode.CONFLICT: 409,
+    ExitCode.PERMISSION: 403,
+    ExitCode.VAULT: 409,
+}
+OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+class HttpError(AipilotError):
+    """A failure that is only an HTTP matter (bad JSON, body too large, refused get-key)."""
+
+    def __init__(self, status: int, message: str, *, code: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status, self.code = status, code
+
+
+def status_of(err: AipilotError) -> int:
+    if isinstance(err, HttpError):
+        return err.status
+    if isinstance(err, InvalidTokenError):
+        return 401
+    return STATUS.get(err.exit_code, 500)
+
+
+def code_of(err: AipilotError) -> str:
+    if isinstance(err, HttpError):
+        return err.code
+    if isinstance(err, InvalidTokenError):
+        return "invalid_token"
+    return err.exit_code.name.lower()
+
+
+def _headers(status: int) -> dict[str, str] | None:
+    return {"WWW-Authenticate": "Bearer"} if status == 401 else None
+
+
+def function_error(err: AipilotError) -> JSONResponse:
+    """The seed's shape: ``{"success": false, "error", "hint", "code"}``."""
+    status = status_of(err)
+    body = {"success": False, "error": err.message, "hint": err.hint, "code": code_of(err)}
+    return JSONResponse(body, status_code=status, headers=_headers(status))
+
+
+def openai_error(err: AipilotError) -> JSONResponse:
+    """OpenAI's shape: ``{"error": {"message", "type", "code", "param"}}``."""
+    status = status_of(err)
+    return JSONResponse(
+        openai_error_body(err, status), status_code=status, headers=_headers(status)
+    )
+
+
+def openai_error_body(err: AipilotError, status: int) -> dict[str, Any]:
+    kind = OPENAI_TYPES.get(status, "api_error")
+    message = err.message if not err.hint else f"{err.message} ({err.hint})"
+    return {"error": {"message": message, "type": kind, "code": code_of(err), "param": None}}
+
+
+def unexpected(exc: Exception, *, path: str, debug: bool) -> AipilotError:
+    """Log an unexpected exception (its type only, unless debugging) and hide it."""
+    if debug:
+        log.error("unexpected %s on %s", type(exc).__name__, path, exc_info=exc)
+    else:
+        log.error("unexpected %s on %s", type(exc).__name__, path)
+    return HttpError(500, "internal server error", code="internal")

@@ -1,0 +1,181 @@
+"""``/functions/v1/*``: the seed's Edge Function contracts (ai-keys-manager, assist_flut,
+ai-config-test), each through the same service functions as the CLI."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from aipilot.server.common import context, handled, plain, read_json, server_state, text_field
+from aipilot.server.errors import HttpError, function_error
+from aipilot.services import assist, config_test, credentials, keys
+from aipilot.services.assist import AssistResult
+from aipilot.services.catalog import get_provider
+from aipilot.services.runtime import Context
+
+KEY_ACTIONS = ("set-key", "get-status", "test-key", "delete-key", "get-key")
+
+
+def _valid(result: keys.KeyTestResult) -> dict[str, Any]:
+    return {
+        "ok": result.ok,
+        "latency_ms": result.latency_ms,
+        "error": result.error,
+        "error_code": result.error_code,
+    }
+
+
+def _set_key(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    provider = text_field(body, "provider")
+    raw = body.get("apiKey")
+    if not isinstance(raw, str):
+        raise HttpError(400, "'apiKey' must be a string", code="bad_request")
+    result = keys.set_key(ctx, str(provider), raw, test=body.get("test", True) is not False)
+    doc: dict[str, Any] = {"success": True, "provider": result.provider, "hint": result.hint}
+    doc["tested"] = result.test is not None
+    if result.test is not None:
+        doc["valid"] = _valid(result.test)
+    return doc
+
+
+def _get_status(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    rows = keys.key_status(ctx, text_field(body, "provider", required=False))
+    return {
+        "success": True,
+        "data": {r.provider: r.configured for r in rows},
+        "providers": plain(rows),
+    }
+
+
+def _test_key(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    result = keys.test_keys(ctx, [str(text_field(body, "provider"))])[0]
+    return {"success": result.ok, "provider": result.provider, "valid": _valid(result)}
+
+
+def _delete_key(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    provider = str(text_field(body, "provider"))
+    return {"success": True, "provider": provider, "deleted": keys.delete_key(ctx, provider)}
+
+
+def _get_key(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    provider = str(text_field(body, "provider"))
+    with ctx.db.session(user_id=ctx.identity.user_id) as session:
+        row = credentials.require(
+            session, ctx.identity, get_provider(session, provider).provider_key
+        )
+        secret = credentials.open_row(row, keys.master_keys())
+    return {"success": True, "provider": provider, "apiKey": secret}
+
+
+def _internal_allowed(request: Request) -> bool:
+    expected = server_state(request).config.internal_token
+    given = request.headers.get("x-internal-token")
+    if expected is None or given is None:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+ACTIONS = {
+    "set-key": _set_key,
+    "get-status": _get_status,
+    "test-key": _test_key,
+    "delete-key": _delete_key,
+    "get-key": _get_key,
+}
+
+
+@handled(function_error)
+async def keys_manager(request: Request) -> Response:
+    ctx = await context(request)
+    body = await read_json(request)
+    action = body.get("action")
+    if not isinstance(action, str) or action not in ACTIONS:
+        raise HttpError(
+            400, "unknown action", code="bad_action", hint="use one of " + ", ".join(KEY_ACTIONS)
+        )
+    if action == "get-key" and not _internal_allowed(request):
+        raise HttpError(403, "get-key is for internal callers only", code="forbidden")
+    return JSONResponse(await run_in_threadpool(ACTIONS[action], ctx, body))
+
+
+def result_document(result: AssistResult) -> dict[str, Any]:
+    """The strict envelope (as ``aipilot ask --json``): answer, provider, model, usage, cost."""
+    return {
+        "success": True,
+        "text": result.text,
+        "data": result.data,
+        "provider": result.provider,
+        "model": result.model,
+        "finish_reason": result.finish_reason,
+        "usage": plain(result.usage),
+        "cost_usd": float(result.cost_usd) if result.cost_usd is not None else None,
+        "latency_ms": result.latency_ms,
+        "ttft_ms": result.ttft_ms,
+    }
+
+
+def _number(body: dict[str, Any], name: str) -> Any:
+    value = body.get(name)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise HttpError(400, f"'{name}' must be a number", code="bad_request")
+    return value
+
+
+def assist_request(body: dict[str, Any]) -> assist.AssistRequest:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        raise HttpError(400, "'messages' must be a list of {role, content}", code="bad_request")
+    response_format = body.get("response_format")
+    if response_format not in (None, "json", "text"):
+        raise HttpError(400, "'response_format' must be \"json\" or omitted", code="bad_request")
+    return assist.AssistRequest(
+        messages=assist.messages_from(messages),
+        module=text_field(body, "module_name", required=False) or "global",
+        system=text_field(body, "system", required=False),
+        max_tokens=_number(body, "max_tokens"),
+        temperature=_number(body, "temperature"),
+        json_mode=response_format == "json",
+    )
+
+
+@handled(function_error)
+async def assist_flut(request: Request) -> Response:
+    ctx = await context(request)
+    request_ = assist_request(await read_json(request))
+    result = await run_in_threadpool(assist.ask, ctx, request_)
+    return JSONResponse(result_document(result))
+
+
+def _config_test(ctx: Context, module: str) -> dict[str, Any]:
+    result = config_test.run(ctx, module=module)
+    return {
+        "success": result.success,
+        "api_key_ok": result.api_key_ok,
+        "model_accessible": result.model_accessible,
+        "round_trip_ok": result.round_trip_ok,
+        "module": result.module,
+        "provider": result.provider,
+        "model": result.model,
+        "reason": result.reason,
+        "checks": plain(list(result.checks)),
+    }
+
+
+@handled(function_error)
+async def ai_config_test(request: Request) -> Response:
+    ctx = await context(request)
+    body = await read_json(request)
+    module = text_field(body, "module", required=False) or "global"
+    return JSONResponse(await run_in_threadpool(_config_test, ctx, module))
+
+
+routes = [
+    Route("/functions/v1/ai-keys-manager", keys_manager, methods=["POST"]),
+    Route("/functions/v1/assist_flut", assist_flut, methods=["POST"]),
+    Route("/functions/v1/ai-config-test", ai_config_test, methods=["POST"]),
+]

@@ -1,0 +1,218 @@
+"""``/v1/chat/completions`` and ``/v1/models``: OpenAI-compatible, over the active model.
+
+Only the user's active model (module ``global``) is served: ``model`` must be ``active``
+or the active model's key; any other name is a 400 ``model_not_found`` in OpenAI's error
+shape (assist calls go through the one active configuration, its key, quotas and logs).
+``/v1/models`` lists every model the user may choose plus the ``active`` alias.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from aipilot.errors import AipilotError
+from aipilot.server.common import context, handled, read_json
+from aipilot.server.errors import HttpError, openai_error, openai_error_body, status_of
+from aipilot.services import activation, assist, catalog
+from aipilot.services.assist import AssistRequest, AssistStream, Message, TokenUsage
+from aipilot.services.runtime import Context
+
+ACTIVE = "active"
+MODULE = "global"
+FINISH = {"stop", "length", "content_filter", "tool_calls"}
+ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+
+
+def _content(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):  # [{"type": "text", "text": ...}, ...]
+        parts = [p.get("text") for p in value if isinstance(p, dict) and p.get("type") == "text"]
+        if len(parts) == len(value) and all(isinstance(p, str) for p in parts):
+            return "".join(str(p) for p in parts)
+    raise HttpError(400, "only text message content is supported", code="unsupported_content")
+
+
+def _messages(items: Any) -> tuple[Message, ...]:
+    if not isinstance(items, list) or not items:
+        raise HttpError(400, "'messages' must be a non-empty list", code="bad_request")
+    out = []
+    for item in items:
+        role = item.get("role") if isinstance(item, dict) else None
+        if role not in ROLES:
+            raise HttpError(400, f"unsupported message role {role!r}", code="bad_request")
+        out.append(Message(ROLES[role], _content(item.get("content"))))
+    return tuple(out)
+
+
+def _format(body: dict[str, Any]) -> tuple[bool, dict[str, Any] | None]:
+    fmt = body.get("response_format")
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if fmt is None or kind == "text":
+        return False, None
+    if kind == "json_object":
+        return True, None
+    spec = fmt.get("json_schema") if isinstance(fmt, dict) else None
+    if kind == "json_schema" and isinstance(spec, dict) and isinstance(spec.get("schema"), dict):
+        return True, spec["schema"]
+    raise HttpError(400, "unsupported response_format", code="bad_request")
+
+
+def chat_request(body: dict[str, Any]) -> AssistRequest:
+    if body.get("tools") or body.get("functions"):
+        raise HttpError(400, "tools are not supported", code="unsupported_parameter")
+    if body.get("n") not in (None, 1):
+        raise HttpError(400, "only n=1 is supported", code="unsupported_parameter")
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    temperature = body.get("temperature")
+    for name, value in (("max_tokens", max_tokens), ("temperature", temperature)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise HttpError(400, f"'{name}' must be a number", code="bad_request")
+    json_mode, schema = _format(body)
+    return AssistRequest(
+        messages=_messages(body.get("messages")),
+        module=MODULE,
+        max_tokens=int(max_tokens) if max_tokens is not None else None,
+        temperature=temperature,
+        json_mode=json_mode,
+        json_schema=schema,
+    )
+
+
+def _check_model(ctx: Context, model: Any) -> None:
+    """Only ``active`` or the active model's own key is served (one query, not for ``active``)."""
+    if model == ACTIVE:
+        return
+    if not isinstance(model, str) or not model:
+        raise HttpError(400, "'model' is required", code="bad_request")
+    with ctx.db.session(user_id=ctx.identity.user_id) as session:
+        config = activation.active_config(session, ctx.identity, MODULE)
+    if config is None:
+        raise activation.no_active_model(MODULE)
+    if model != config.model_name:
+        raise HttpError(
+            400,
+            f"the model {model!r} is not served: only the active model is",
+            code="model_not_found",
+            hint="use model 'active' (or the active model's key); switch it with "
+            "`aipilot model activate`",
+        )
+
+
+def _usage(usage: TokenUsage) -> dict[str, int]:
+    prompt, completion = usage.input_tokens or 0, usage.output_tokens or 0
+    total = usage.total_tokens if usage.total_tokens is not None else prompt + completion
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
+
+
+def _finish(reason: str | None) -> str:
+    return reason if reason in FINISH else ("length" if reason == "max_tokens" else "stop")
+
+
+def _complete(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+    request = chat_request(body)
+    _check_model(ctx, body.get("model"))
+    result = assist.ask(ctx, request)
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": result.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.text},
+                "finish_reason": _finish(result.finish_reason),
+                "logprobs": None,
+            }
+        ],
+        "usage": _usage(result.usage),
+    }
+
+
+def _open_stream(ctx: Context, body: dict[str, Any]) -> AssistStream:
+    request = chat_request(body)
+    _check_model(ctx, body.get("model"))
+    return AssistStream(ctx, request)
+
+
+def _sse(data: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(data, ensure_ascii=False).encode() + b"\n\n"
+
+
+def _events(stream: AssistStream, *, include_usage: bool) -> Iterator[bytes]:
+    base = {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": stream.model,
+    }
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+        return _sse({**base, "choices": [choice]})
+
+    yield chunk({"role": "assistant", "content": ""})
+    try:
+        for text in stream:
+            yield chunk({"content": text})
+    except AipilotError as err:  # after the 200 went out: an in-band error, as OpenAI does
+        yield _sse(openai_error_body(err, status_of(err)))
+        yield b"data: [DONE]\n\n"
+        return
+    result = stream.result
+    yield chunk({}, _finish(result.finish_reason if result else None))
+    if include_usage and result is not None:
+        yield _sse({**base, "choices": [], "usage": _usage(result.usage)})
+    yield b"data: [DONE]\n\n"
+
+
+@handled(openai_error)
+async def chat_completions(request: Request) -> Response:
+    ctx = await context(request)
+    body = await read_json(request)
+    if not body.get("stream"):
+        return JSONResponse(await run_in_threadpool(_complete, ctx, body))
+    stream = await run_in_threadpool(_open_stream, ctx, body)
+    options = body.get("stream_options")
+    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    return StreamingResponse(
+        _events(stream, include_usage=include_usage),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _models(ctx: Context) -> list[dict[str, Any]]:
+    with ctx.db.session(user_id=ctx.identity.user_id) as session:
+        available = catalog.available_models(session, ctx.identity.user_id)
+    data = [{"id": ACTIVE, "object": "model", "created": 0, "owned_by": "aipilot"}]
+    seen = {ACTIVE}
+    for model in available:
+        if model.model_key not in seen:
+            seen.add(model.model_key)
+            data.append(
+                {"id": model.model_key, "object": "model", "created": 0, "owned_by": model.provider}
+            )
+    return data
+
+
+@handled(openai_error)
+async def models(request: Request) -> Response:
+    ctx = await context(request)
+    return JSONResponse({"object": "list", "data": await run_in_threadpool(_models, ctx)})
+
+
+routes = [
+    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/models", models, methods=["GET"]),
+]
