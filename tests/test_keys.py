@@ -303,3 +303,23 @@ def test_openrouter_key_is_checked_on_its_key_endpoint(cli: CliFn, fake: FakePro
     result = cli("keys", "set", "openrouter", "--stdin", "--json", input=canary())
     assert result.exit_code == 0 and result.json()["valid"]["ok"] is True
     assert fake.last_request.path.endswith("/key")
+
+
+def test_rotate_master_also_reencrypts_organisation_keys(
+    cli: CliFn, fake: FakeProvider, database_url: str
+) -> None:
+    org_key = canary()
+    assert cli("orgs", "add", "acme").exit_code == 0
+    assert (
+        cli("org-openai", "set-key", "acme", "--stdin", "--no-test", input=org_key).exit_code == 0
+    )
+    before = sql(database_url, "SELECT openai_api_key FROM openai_connexion")[0][0]
+    result = cli(
+        "keys", "rotate-master", "--new-from-env", "NEW", "--json", env={"NEW": OTHER_MASTER_KEY}
+    )
+    assert result.exit_code == 0 and result.json()["rows"] == 1
+    after = sql(database_url, "SELECT openai_api_key FROM openai_connexion")[0][0]
+    assert after != before and org_key not in str(after)
+    tested = cli("org-openai", "test", "acme", env={"AIPILOT_MASTER_KEY": OTHER_MASTER_KEY})
+    assert tested.exit_code == 0, tested.stderr
+    assert fake.last_request.headers["authorization"] == f"Bearer {org_key}"

@@ -206,7 +206,9 @@ def delete(
 
 @app.command("new-master")
 def new_master(
+    ctx: typer.Context,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the key.")] = False,
+    json_output: JsonOpt = False,
 ) -> None:
     """Print a new random master key (for AIPILOT_MASTER_KEY); stores nothing.
 
@@ -214,7 +216,11 @@ def new_master(
     """
     from aipilot import vault
 
-    text = vault.encode_master_key(vault.generate_master_key())
+    key = vault.generate_master_key()
+    text = vault.encode_master_key(key)
+    if wants_json(ctx, json_output):  # the user asked for a new key: printing it is the point
+        render.emit_json({"master_key": text, "key_id": key.key_id})
+        return
     if quiet:
         typer.echo(text)
         return

@@ -27,7 +27,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.orm import Session
 
-from aipilot.errors import DatabaseError
+from aipilot.errors import DatabaseError, UsageError
 from aipilot.redaction import redact
 
 CONNECT_TIMEOUT_S = 5
@@ -149,6 +149,19 @@ def translate_db_errors(db: Database) -> Iterator[None]:
         ) from exc
     except sa.exc.InterfaceError as exc:
         raise DatabaseError(f"database connection failed: {_first_line(exc.orig, db)}") from exc
+    except sa.exc.DataError as exc:
+        # a value the database cannot hold (a NUL byte in text, a number out of range)
+        raise UsageError(
+            f"the database refused a value: {_first_line(exc.orig, db)}",
+            hint="remove control characters or out-of-range numbers from the input",
+        ) from exc
+    except sa.exc.DatabaseError as exc:
+        if type(exc) is not sa.exc.DatabaseError:
+            raise  # integrity and programming errors are the services' and our bugs' business
+        raise DatabaseError(
+            f"cannot use the {db.describe()}: {_first_line(exc.orig, db)}",
+            hint="is it an aipilot database? restore it from a backup, or point --db elsewhere",
+        ) from exc
 
 
 def _first_line(orig: BaseException | None, db: Database) -> str:

@@ -201,7 +201,7 @@ def activate(
 def _switch(ctx: Context, provider_key: str, model: str, module: str) -> ActivationResult:
     identity = ctx.identity
     with ctx.db.session(user_id=identity.user_id, write=True) as session:
-        locks.serialise(session, ctx, f"active-model:{module}")
+        locks.serialise(session, ctx, locks.CONFIGS)
         provider = get_provider(session, provider_key)  # again: it may have changed since
         _resolve_model(session, identity, provider, model)
         current = active_config(session, identity, module)
@@ -245,7 +245,7 @@ def deactivate(ctx: Context, *, module: str = DEFAULT_MODULE) -> DeactivationRes
 def _deactivate(ctx: Context, module: str) -> DeactivationResult:
     identity = ctx.identity
     with ctx.db.session(user_id=identity.user_id, write=True) as session:
-        locks.serialise(session, ctx, f"active-model:{module}")
+        locks.serialise(session, ctx, locks.CONFIGS)
         current = active_config(session, identity, module)
         if current is None:
             return DeactivationResult(module, None)

@@ -33,6 +33,11 @@ def outcome_of_error(err: AipilotError, *, latency_ms: int, secrets: list[str]) 
     return CallOutcome(False, latency_ms, label, redact(err.message, secrets)[:MAX_ERROR_TEXT])
 
 
+def _storable(text: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL; a model's answer can (shown as U+FFFD)."""
+    return text.replace("\x00", "\ufffd") if text is not None else None
+
+
 def record(
     session: Session,
     identity: Identity,
@@ -64,9 +69,9 @@ def record(
             ttft_ms=ttft_ms,
             outcome="cancelled" if cancelled else ("ok" if outcome.ok else "error"),
             error_code=outcome.error_code,
-            error_message=outcome.error,
-            request_content=request_content,
-            response_content=response_content,
+            error_message=_storable(outcome.error),
+            request_content=_storable(request_content),
+            response_content=_storable(response_content),
             # set here rather than by the database: SQLite's now() has whole seconds only,
             # and history must keep the order of calls made within one second
             created_at=datetime.now(UTC),

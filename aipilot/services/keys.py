@@ -7,16 +7,18 @@ happen outside any database transaction, and their results are recorded afterwar
 
 from __future__ import annotations
 
+import os
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from aipilot import vault
 from aipilot.db.engine import set_identity
-from aipilot.db.models import Credential, Provider, User
+from aipilot.db.models import Credential, OpenAIConnexion, Provider, User
 from aipilot.errors import AipilotError, MasterKeyMissingError, UsageError
 from aipilot.services import calls, credentials
 from aipilot.services.catalog import active_providers, get_provider, settings_for
@@ -60,11 +62,33 @@ class RotateResult:
     stored_in: str
 
 
+_KEYRING_CACHE_S = 60.0
+_cached: tuple[float, list[vault.MasterKey]] | None = None
+
+
 def master_keys() -> list[vault.MasterKey]:
-    """The current master key, then one a rotation left pending in the keyring, if any."""
+    """The current master key, then one a rotation left pending in the keyring, if any.
+
+    From AIPILOT_MASTER_KEY this is a cheap parse, done each time (the variable may change
+    between in-process calls). From the OS keyring it is a D-Bus round trip: the answer is
+    kept for a minute so a long-running process (`aipilot serve`) does not ask per request;
+    a rotation in this process forgets it at once.
+    """
+    global _cached
+    if os.environ.get(vault.ENV_VAR) is not None:
+        return [vault.load_master_key()]
+    if _cached is not None and time.monotonic() - _cached[0] < _KEYRING_CACHE_S:
+        return _cached[1]
     current = vault.load_master_key()
     pending = vault.pending_master_key()
-    return [current] if pending is None or pending == current else [current, pending]
+    keys = [current] if pending is None or pending == current else [current, pending]
+    _cached = (time.monotonic(), keys)
+    return keys
+
+
+def forget_master_keys() -> None:
+    global _cached
+    _cached = None
 
 
 def set_key(ctx: Context, provider_key: str, raw: str, *, test: bool = True) -> SetKeyResult:
@@ -161,10 +185,36 @@ def test_keys(ctx: Context, providers: list[str] | None = None) -> list[KeyTestR
                 failed.append(
                     KeyTestResult(row.provider_key, False, 0, err.message, "needs re-entry")
                 )
-    with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
-        results = list(pool.map(lambda job: _check(*job), jobs)) + failed
+    results = _concurrently(jobs) + failed
     _record_tests(ctx, results)
     return sorted(results, key=lambda r: r.provider)
+
+
+def _concurrently(jobs: list[tuple[object, str]]) -> list[KeyTestResult]:
+    """Run the checks side by side in daemon threads: Ctrl-C returns at once instead of
+    waiting for a slow provider (a thread pool's exit, and the interpreter's, would)."""
+    if len(jobs) <= 1:
+        return [_check(*job) for job in jobs]
+    results: list[KeyTestResult | None] = [None] * len(jobs)
+    crashes: list[BaseException] = []
+
+    def work(index: int, settings: object, secret: str) -> None:
+        try:
+            results[index] = _check(settings, secret)
+        except BaseException as exc:  # re-raised in the calling thread below
+            crashes.append(exc)
+
+    threads = [
+        threading.Thread(target=work, args=(i, *job), daemon=True, name="aipilot-key-test")
+        for i, job in enumerate(jobs)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if crashes:
+        raise crashes[0]
+    return [r for r in results if r is not None]
 
 
 def _record_tests(ctx: Context, results: list[KeyTestResult]) -> None:
@@ -219,10 +269,12 @@ def rotate_master(ctx: Context, new_key: vault.MasterKey | None = None) -> Rotat
         raise UsageError("the new master key is the current one", hint="generate a new one")
     if source == "keyring":
         vault.store_pending_master_key(new)
+    forget_master_keys()
     rows, users = _reencrypt_all(ctx, old, new)
     if source == "keyring":
         vault.store_master_key_in_keyring(new)
         vault.clear_pending_master_key()
+    forget_master_keys()
     return RotateResult(rows, users, old.key_id, new.key_id, source)
 
 
@@ -242,4 +294,29 @@ def _reencrypt_all(ctx: Context, old: vault.MasterKey, new: vault.MasterKey) -> 
             for row in rows:  # prove every row decrypts under the new key before committing
                 credentials.open_row(row, [new])
             count, user_count = count + len(rows), user_count + bool(rows)
+        count += _reencrypt_org_keys(ctx, session, old, new)
     return count, user_count
+
+
+def _reencrypt_org_keys(
+    ctx: Context, session: Session, old: vault.MasterKey, new: vault.MasterKey
+) -> int:
+    """Organisations' OpenAI keys (openai_connexion), in the same transaction."""
+    if ctx.db.dialect == "postgresql":
+        set_identity(session, ctx.identity.user_id)  # an admin sees every organisation's row
+    rows = list(
+        session.scalars(
+            sa.select(OpenAIConnexion).where(OpenAIConnexion.openai_api_key.is_not(None))
+        )
+    )
+    for row in rows:
+        owner = credentials.org_key_owner(row.organisation_id)
+        sealed = vault.Sealed.from_text(row.openai_api_key or "")
+        mk = new if sealed.key_id == new.key_id else old
+        secret = vault.unseal(mk, sealed, user_id=owner, provider_key="openai")
+        row.openai_api_key = vault.seal(new, secret, user_id=owner, provider_key="openai").to_text()
+        vault.unseal(
+            new, vault.Sealed.from_text(row.openai_api_key), user_id=owner, provider_key="openai"
+        )
+    session.flush()
+    return len(rows)

@@ -22,6 +22,10 @@ from aipilot.services.runtime import Context
 
 T = TypeVar("T")
 LOCK_RETRY_S = 60.0
+# One scope for everything that writes a user's active configurations: a model switch and
+# a prompt (de)activation both rewrite ai_provider_configs' snapshot, so they must queue
+# behind the same lock (two scopes let a prompt land on the config being switched away).
+CONFIGS = "configs"
 
 
 def serialise(session: Session, ctx: Context, scope: str) -> None:

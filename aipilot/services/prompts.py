@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from aipilot.db.models import ProviderConfig, SystemPrompt
 from aipilot.errors import ConflictError, NotFoundError, UsageError
 from aipilot.services.credentials import now
-from aipilot.services.locks import retry_when_locked, serialise
+from aipilot.services.locks import CONFIGS, retry_when_locked, serialise
 from aipilot.services.runtime import Context
 
 MAX_PROMPT_CHARS = 100_000
@@ -182,7 +182,7 @@ def activate_prompt(ctx: Context, ref: str) -> SnapshotChange:
 
 def _activate(ctx: Context, ref: str) -> SnapshotChange:
     with ctx.db.session(user_id=ctx.identity.user_id, write=True) as session:
-        serialise(session, ctx, "prompts")
+        serialise(session, ctx, CONFIGS)
         row = _find(session, ctx, ref)
         for other in session.scalars(
             sa.select(SystemPrompt).where(_mine(ctx), SystemPrompt.is_active)
@@ -206,7 +206,7 @@ def deactivate_prompt(ctx: Context) -> SnapshotChange | None:
 
 def _deactivate(ctx: Context) -> SnapshotChange | None:
     with ctx.db.session(user_id=ctx.identity.user_id, write=True) as session:
-        serialise(session, ctx, "prompts")
+        serialise(session, ctx, CONFIGS)
         row = session.scalars(
             sa.select(SystemPrompt).where(_mine(ctx), SystemPrompt.is_active)
         ).first()
