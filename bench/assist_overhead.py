@@ -83,8 +83,8 @@ One-line chat to the fake OpenAI-compatible server on 127.0.0.1 (no artificial d
 | `aipilot ask` (whole process: start-up, imports, the same path) | {median_ms(cli)} ms | +{median_ms(cli) - median_ms(raw):.1f} ms |
 
 The in-process overhead is two short SQLite transactions (read the active config and key,
-write the usage row), AES-GCM decryption and a fresh HTTP connection per call; the CLI
-process adds interpreter start-up and imports."""
+write the usage row) and AES-GCM decryption; provider calls reuse the process-wide kept-alive
+connection pool. The CLI process adds interpreter start-up and imports."""
     write_section("assist-overhead", body_md)
     print(body_md)
 
