@@ -6,9 +6,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from aipilot.cli import render
+from aipilot.cli import inputs, render
 from aipilot.cli.state import JsonOpt, state, wants_json
-from aipilot.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from aipilot.services.custom_models import CustomModel
@@ -116,10 +115,8 @@ def remove(
     from aipilot.services import custom_models
 
     context = state(ctx).context()
-    if not yes:
-        if not render.is_terminal():
-            raise UsageError("removing a custom model needs confirmation", hint="pass --yes")
-        if not typer.confirm(f"Remove your custom model {provider}/{model}?", default=False):
-            raise typer.Exit(int(ExitCode.OK))
+    inputs.confirm_or_yes(
+        f"Remove your custom model {provider}/{model}?", yes=yes, action="removing a custom model"
+    )
     info = custom_models.remove_custom(context, provider, model)
     _done(info, ctx, json_output, "removed")

@@ -7,12 +7,11 @@ never as an argument (shell history, the process list). No command prints a stor
 from __future__ import annotations
 
 import os
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from aipilot.cli import render
+from aipilot.cli import inputs, render
 from aipilot.cli.state import JsonOpt, state, wants_json
 from aipilot.errors import ExitCode, UsageError
 
@@ -26,25 +25,6 @@ app = typer.Typer(
 ProviderArg = Annotated[
     str, typer.Argument(help="Provider key: openai, anthropic, google, mistral, xai, deepseek, …")
 ]
-
-
-def _read_secret(provider: str, *, stdin: bool, from_env: str | None) -> str:
-    if stdin and from_env:
-        raise UsageError("--stdin and --from-env are exclusive", hint="give the key one way")
-    if stdin:
-        return sys.stdin.read()
-    if from_env:
-        if from_env not in os.environ:
-            raise UsageError(
-                f"environment variable {from_env} is not set", hint=f"export {from_env}=… first"
-            )
-        return os.environ[from_env]
-    if not render.is_terminal():
-        raise UsageError(
-            "no key given, and there is no terminal to prompt on",
-            hint=f"pipe it: `aipilot keys set {provider} --stdin`, or use --from-env NAME",
-        )
-    return str(typer.prompt(f"{provider} API key", hide_input=True))
 
 
 @app.command("set")
@@ -76,7 +56,12 @@ def set_(
 
     current = state(ctx)
     context = current.context()
-    raw = _read_secret(provider, stdin=stdin, from_env=from_env)
+    raw = inputs.read_secret(
+        label=f"{provider} API key",
+        stdin=stdin,
+        from_env=from_env,
+        stdin_example=f"aipilot keys set {provider} --stdin",
+    )
     with render.progress(f"testing the {provider} key"):
         result = keys.set_key(context, provider, raw, test=not no_test)
     test = result.test
@@ -190,11 +175,7 @@ def delete(
     from aipilot.services import keys
 
     context = state(ctx).context()
-    if not yes:
-        if not render.is_terminal():
-            raise UsageError("deleting a key needs confirmation", hint="pass --yes in scripts")
-        if not typer.confirm(f"Delete your {provider} key?", default=False):
-            raise typer.Exit(int(ExitCode.OK))
+    inputs.confirm_or_yes(f"Delete your {provider} key?", yes=yes, action="deleting a key")
     deleted = keys.delete_key(context, provider)
     if wants_json(ctx, json_output):
         render.emit_json({"success": True, "provider": provider, "deleted": deleted})

@@ -8,15 +8,13 @@ organisation's connection.
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from aipilot.cli import render
+from aipilot.cli import inputs, render
 from aipilot.cli.state import JsonOpt, state, wants_json
-from aipilot.errors import ExitCode, UsageError
+from aipilot.errors import ExitCode
 
 if TYPE_CHECKING:
     from aipilot.services.org_openai import ConnexionInfo
@@ -27,25 +25,6 @@ app = typer.Typer(
 )
 
 OrgArg = Annotated[str, typer.Argument(help="Organisation name (or id).")]
-
-
-def _read_secret(org: str, *, stdin: bool, from_env: str | None) -> str:
-    if stdin and from_env:
-        raise UsageError("--stdin and --from-env are exclusive", hint="give the key one way")
-    if stdin:
-        return sys.stdin.read()
-    if from_env:
-        if from_env not in os.environ:
-            raise UsageError(
-                f"environment variable {from_env} is not set", hint=f"export {from_env}=… first"
-            )
-        return os.environ[from_env]
-    if not render.is_terminal():
-        raise UsageError(
-            "no key given, and there is no terminal to prompt on",
-            hint=f"pipe it: `aipilot org-openai set-key {org} --stdin`, or use --from-env NAME",
-        )
-    return str(typer.prompt(f"{org} OpenAI API key", hide_input=True))
 
 
 def _emit(ctx: typer.Context, info: ConnexionInfo, json_output: bool, done: str) -> None:
@@ -81,7 +60,12 @@ def set_key(
     from aipilot.services import org_openai
 
     context = state(ctx).context()
-    raw = _read_secret(org, stdin=stdin, from_env=from_env)
+    raw = inputs.read_secret(
+        label=f"{org} OpenAI API key",
+        stdin=stdin,
+        from_env=from_env,
+        stdin_example=f"aipilot org-openai set-key {org} --stdin",
+    )
     with render.progress("testing the key"):
         info = org_openai.set_key(context, org, raw, test=not no_test)
     failed = not no_test and info.last_error is not None

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from aipilot.cli import render
+from aipilot.cli import inputs, render
 from aipilot.cli.state import JsonOpt, state, wants_json
-from aipilot.errors import ExitCode, UsageError
+from aipilot.errors import UsageError
 
 if TYPE_CHECKING:
     from aipilot.services.prompts import PromptInfo, SnapshotChange
@@ -227,11 +227,7 @@ def delete(
     from aipilot.services import prompts
 
     context = state(ctx).context()
-    if not yes:
-        if not render.is_terminal():
-            raise UsageError("deleting a prompt needs confirmation", hint="pass --yes in scripts")
-        if not typer.confirm(f"Delete the prompt {name!r}?", default=False):
-            raise typer.Exit(int(ExitCode.OK))
+    inputs.confirm_or_yes(f"Delete the prompt {name!r}?", yes=yes, action="deleting a prompt")
     info = prompts.delete_prompt(context, name)
     if wants_json(ctx, json_output):
         render.emit_json({"success": True, "prompt": render.to_plain(info)})
