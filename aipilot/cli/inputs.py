@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Annotated
 
 import typer
 
 from aipilot.cli import render
 from aipilot.errors import ExitCode, UsageError
+
+StdinOpt = Annotated[bool, typer.Option("--stdin", help="Read the key from standard input.")]
+FromEnvOpt = Annotated[
+    str | None,
+    typer.Option("--from-env", metavar="NAME", help="Read the key from this environment variable."),
+]
 
 
 def read_secret(*, label: str, stdin: bool, from_env: str | None, stdin_example: str) -> str:

@@ -31,15 +31,8 @@ ProviderArg = Annotated[
 def set_(
     ctx: typer.Context,
     provider: ProviderArg,
-    stdin: Annotated[
-        bool, typer.Option("--stdin", help="Read the key from standard input.")
-    ] = False,
-    from_env: Annotated[
-        str | None,
-        typer.Option(
-            "--from-env", metavar="NAME", help="Read the key from this environment variable."
-        ),
-    ] = None,
+    stdin: inputs.StdinOpt = False,
+    from_env: inputs.FromEnvOpt = None,
     no_test: Annotated[
         bool, typer.Option("--no-test", help="Store without testing it against the provider.")
     ] = False,

@@ -38,15 +38,8 @@ def _emit(ctx: typer.Context, info: ConnexionInfo, json_output: bool, done: str)
 def set_key(
     ctx: typer.Context,
     org: OrgArg,
-    stdin: Annotated[
-        bool, typer.Option("--stdin", help="Read the key from standard input.")
-    ] = False,
-    from_env: Annotated[
-        str | None,
-        typer.Option(
-            "--from-env", metavar="NAME", help="Read the key from this environment variable."
-        ),
-    ] = None,
+    stdin: inputs.StdinOpt = False,
+    from_env: inputs.FromEnvOpt = None,
     no_test: Annotated[
         bool, typer.Option("--no-test", help="Store without testing it against OpenAI.")
     ] = False,
