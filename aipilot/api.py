@@ -36,10 +36,14 @@ class Assistant:
 
     def _context(self) -> Context:
         if self._ctx is None:
+            from dataclasses import replace
+
             from aipilot.config import Settings
+            from aipilot.services.assist import PreparedCalls
             from aipilot.services.runtime import connect
 
-            self._ctx = connect(Settings.resolve(db=self._db, user=self._user))
+            ctx = connect(Settings.resolve(db=self._db, user=self._user))
+            self._ctx = replace(ctx, prepared=PreparedCalls())
         return self._ctx
 
     def ask(

@@ -109,3 +109,18 @@ def test_models_and_errors(client: openai.OpenAI, server: Server, fake: FakeProv
         pytest.raises(openai.AuthenticationError),
     ):
         bad.models.list()
+
+
+def test_a_model_switch_reaches_the_running_server(
+    client: openai.OpenAI, cli: CliFn, fake: FakeProvider
+) -> None:
+    """The server keeps prepared calls; a switch made by the CLI is seen on the next call."""
+    hello = [{"role": "user", "content": "hi"}]
+    first = client.chat.completions.create(model="active", messages=hello)
+    assert first.model == "gpt-4o-mini"
+    assert cli("model", "activate", "openai", "gpt-4o").exit_code == 0
+    second = client.chat.completions.create(model="active", messages=hello)
+    assert second.model == "gpt-4o" and fake.last_request.json["model"] == "gpt-4o"
+    with pytest.raises(openai.BadRequestError) as stale:  # the old name is no longer served
+        client.chat.completions.create(model="gpt-4o-mini", messages=hello)
+    assert stale.value.code == "model_not_found"

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from aipilot.redaction import redact
 CONNECT_TIMEOUT_S = 5
 SQLITE_BUSY_TIMEOUT_MS = 10000
 WRITE_OPTION = "aipilot_write"
+RELAXED_OPTION = "aipilot_relaxed_durability"
 
 
 def describe_url(url: str | URL) -> str:
@@ -70,8 +72,14 @@ def _install_sqlite_hooks(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        write = conn.get_execution_options().get(WRITE_OPTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        options = conn.get_execution_options()
+        # the safety level cannot change inside a transaction: set it before each BEGIN
+        level = "NORMAL" if options.get(RELAXED_OPTION, False) else "FULL"
+        info = conn.connection.info
+        if info.get("synchronous", "FULL") != level:
+            conn.exec_driver_sql(f"PRAGMA synchronous={level}")
+            info["synchronous"] = level
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_OPTION, False) else "BEGIN")
 
 
 def create_engine(url: str) -> Engine:
@@ -94,6 +102,11 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine: Engine | None = None
+        self._variants: dict[tuple[bool, bool], Engine] = {}  # (write, durable) -> options
+        self._dialect: str | None = None
+        # SQLite: this process's writers queue here instead of in SQLite's busy handler,
+        # which sleeps in growing steps (up to 100 ms) and so starves threads under load
+        self._sqlite_writer = threading.RLock()
 
     @property
     def engine(self) -> Engine:
@@ -103,7 +116,9 @@ class Database:
 
     @property
     def dialect(self) -> str:
-        return make_url(self.url).get_backend_name()
+        if self._dialect is None:
+            self._dialect = make_url(self.url).get_backend_name()
+        return self._dialect
 
     def describe(self) -> str:
         return describe_url(self.url)
@@ -113,26 +128,71 @@ class Database:
         self, *, user_id: uuid.UUID | None = None, write: bool = False
     ) -> Iterator[Session]:
         """One transaction: commits on success, rolls back on error."""
-        bind = self.engine.execution_options(**{WRITE_OPTION: True}) if write else self.engine
         with (
+            self._writer(write),
             translate_db_errors(self),
-            Session(bind=bind, expire_on_commit=False) as session,
+            Session(bind=self._bind(write), expire_on_commit=False) as session,
             session.begin(),
         ):
             if self.dialect == "postgresql":
                 set_identity(session, user_id)
             yield session
 
+    @contextmanager
+    def connection(
+        self, *, user_id: uuid.UUID | None = None, write: bool = False, durable: bool = True
+    ) -> Iterator[Connection]:
+        """One transaction on a Core connection, for hot paths that need no ORM objects.
+
+        ``durable=False`` is for records that may be lost in a power cut or an OS crash (never
+        in a process crash), for the sake of not waiting for the disk: the usage row written
+        after every call. SQLite commits it with ``synchronous=NORMAL`` (WAL: no fsync; the
+        next durable commit or checkpoint syncs it, in order), PostgreSQL with
+        ``synchronous_commit = off``. Every other transaction stays fully durable.
+        """
+        bind = self._bind(write, durable=durable)
+        with self._writer(write), translate_db_errors(self), bind.begin() as conn:
+            if self.dialect == "postgresql":
+                set_identity(conn, user_id)
+                if not durable:
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+            yield conn
+
+    def _writer(self, write: bool) -> AbstractContextManager[object]:
+        return self._sqlite_writer if write and self.dialect == "sqlite" else nullcontext()
+
+    def _bind(self, write: bool, *, durable: bool = True) -> Engine:
+        if not write and durable:
+            return self.engine
+        key = (write, durable)
+        if key not in self._variants:  # made once: execution_options() builds a new proxy
+            options = {WRITE_OPTION: write, RELAXED_OPTION: not durable}
+            self._variants[key] = self.engine.execution_options(**options)
+        return self._variants[key]
+
+    def config_generation(self) -> int:
+        """The configuration generation (migration 0003): changes whenever configuration does.
+
+        One statement on a pooled connection, no identity needed: the row holds no user data.
+        """
+        with translate_db_errors(self), self.engine.connect() as conn:
+            value = conn.exec_driver_sql(
+                "SELECT generation FROM aipilot_config_generation WHERE id = 1"
+            ).scalar()
+            conn.rollback()
+        return int(value or 0)
+
     def dispose(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+            self._variants.clear()
 
 
-def set_identity(session: Session, user_id: uuid.UUID | None) -> None:
+def set_identity(executor: Session | Connection, user_id: uuid.UUID | None) -> None:
     """Set the transaction-local JWT claims that ``auth.uid()`` reads (PostgreSQL only)."""
     claims = json.dumps({"sub": str(user_id), "role": "authenticated"}) if user_id else ""
-    session.execute(
+    executor.execute(
         sa.text("SELECT set_config('request.jwt.claims', :claims, true)"), {"claims": claims}
     )
 

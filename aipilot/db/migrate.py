@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 # Kept in step with alembic/versions by a test, so checking the schema needs no alembic import.
-HEAD_REVISION = "0002_limits_and_tokens"
+HEAD_REVISION = "0003_config_generation"
 _LOCK_ID = 0x6169_7069_6C6F_74  # "aipilot": serialises concurrent `aipilot init` on PostgreSQL
 
 

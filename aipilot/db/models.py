@@ -383,3 +383,16 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
     last_used_at: Mapped[datetime | None] = mapped_column(Timestamp)
     revoked_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class ConfigGeneration(Base):
+    """One row (id 1) whose ``generation`` the database bumps whenever configuration changes.
+
+    Triggers (migration 0003) bump it on every write to the rows that decide how a chat is
+    sent, so a long-running process can cache what it read and check one number per call.
+    """
+
+    __tablename__ = "aipilot_config_generation"
+    __table_args__ = (sa.CheckConstraint("id = 1", name="single_row"),)
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")

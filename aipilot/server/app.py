@@ -28,6 +28,7 @@ from aipilot.server.auth import Authenticator
 from aipilot.server.common import ServerState, server_state
 from aipilot.server.config import ServerConfig
 from aipilot.server.limits import BodyLimitMiddleware
+from aipilot.services.assist import PreparedCalls
 
 log = logging.getLogger("aipilot.server")
 CORS_HEADERS = ["authorization", "content-type", "x-client-info", "apikey"]
@@ -105,5 +106,5 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         lifespan=_lifespan,
     )
     auth = Authenticator(db, jwt_secret=config.jwt_secret, cache_s=config.auth_cache_s)
-    app.state.aipilot = ServerState(config=config, db=db, auth=auth)
+    app.state.aipilot = ServerState(config=config, db=db, auth=auth, prepared=PreparedCalls())
     return app

@@ -20,6 +20,7 @@ from aipilot.server.auth import Authenticator
 from aipilot.server.config import ServerConfig
 from aipilot.server.errors import HttpError, unexpected
 from aipilot.server.limits import BodyTooLarge
+from aipilot.services.assist import PreparedCalls
 from aipilot.services.runtime import Context
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -27,11 +28,13 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 @dataclasses.dataclass(frozen=True)
 class ServerState:
-    """Built once per process: one Database (one engine and pool), one Authenticator."""
+    """Built once per process: one Database (one engine and pool), one Authenticator, and
+    the prepared calls of the assist path (re-read only when the configuration changes)."""
 
     config: ServerConfig
     db: Database
     auth: Authenticator
+    prepared: PreparedCalls
 
 
 def server_state(request: Request) -> ServerState:
@@ -60,7 +63,7 @@ async def context(request: Request) -> Context:
     identity = current.auth.cached(header)  # a cache hit needs no thread hop
     if identity is None:
         identity = await run_in_threadpool(current.auth.identity, header)
-    return Context(db=current.db, identity=identity)
+    return Context(db=current.db, identity=identity, prepared=current.prepared)
 
 
 def handled(shape: Callable[[AipilotError], Response]) -> Callable[[Endpoint], Endpoint]:

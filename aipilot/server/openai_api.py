@@ -22,7 +22,7 @@ from starlette.routing import Route
 from aipilot.errors import AipilotError
 from aipilot.server.common import context, handled, read_json
 from aipilot.server.errors import HttpError, openai_error, openai_error_body, status_of
-from aipilot.services import activation, assist, catalog
+from aipilot.services import assist, catalog
 from aipilot.services.assist import AssistRequest, AssistStream, Message, TokenUsage
 from aipilot.services.runtime import Context
 
@@ -81,6 +81,7 @@ def chat_request(body: dict[str, Any]) -> AssistRequest:
     return AssistRequest(
         messages=_messages(body.get("messages")),
         module=MODULE,
+        model=_named_model(body),
         max_tokens=int(max_tokens) if max_tokens is not None else None,
         temperature=temperature,
         json_mode=json_mode,
@@ -88,24 +89,19 @@ def chat_request(body: dict[str, Any]) -> AssistRequest:
     )
 
 
-def _check_model(ctx: Context, model: Any) -> None:
-    """Only ``active`` or the active model's own key is served (one query, not for ``active``)."""
+def _named_model(body: dict[str, Any]) -> str | None:
+    """The model the request names; None for ``active``. Checked against the active model
+    by the assist path itself, from its prepared call (no extra read)."""
+    model = body.get("model")
     if model == ACTIVE:
-        return
+        return None
     if not isinstance(model, str) or not model:
         raise HttpError(400, "'model' is required", code="bad_request")
-    with ctx.db.session(user_id=ctx.identity.user_id) as session:
-        config = activation.active_config(session, ctx.identity, MODULE)
-    if config is None:
-        raise activation.no_active_model(MODULE)
-    if model != config.model_name:
-        raise HttpError(
-            400,
-            f"the model {model!r} is not served: only the active model is",
-            code="model_not_found",
-            hint="use model 'active' (or the active model's key); switch it with "
-            "`aipilot model activate`",
-        )
+    return model
+
+
+def _served(err: assist.ModelNotServedError) -> HttpError:
+    return HttpError(400, err.message, code="model_not_found", hint=err.hint)
 
 
 def _usage(usage: TokenUsage) -> dict[str, int]:
@@ -119,9 +115,10 @@ def _finish(reason: str | None) -> str:
 
 
 def _complete(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-    request = chat_request(body)
-    _check_model(ctx, body.get("model"))
-    result = assist.ask(ctx, request)
+    try:
+        result = assist.ask(ctx, chat_request(body))
+    except assist.ModelNotServedError as err:
+        raise _served(err) from None
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
@@ -140,9 +137,10 @@ def _complete(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _open_stream(ctx: Context, body: dict[str, Any]) -> AssistStream:
-    request = chat_request(body)
-    _check_model(ctx, body.get("model"))
-    return AssistStream(ctx, request)
+    try:
+        return AssistStream(ctx, chat_request(body))
+    except assist.ModelNotServedError as err:
+        raise _served(err) from None
 
 
 def _sse(data: dict[str, Any]) -> bytes:

@@ -20,6 +20,7 @@ limit is reached), and the real cost is settled in ``_record``'s transaction aft
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -61,6 +62,11 @@ class AssistRequest:
     json_mode: bool = False
     json_schema: Mapping[str, Any] | None = None
     log_content: bool = False
+    model: str | None = None  # a model the caller named: refused unless it is the active one
+
+
+class ModelNotServedError(UsageError):
+    """The request named a model other than the module's active one."""
 
 
 @dataclass(frozen=True)
@@ -110,9 +116,63 @@ def _check_request(request: AssistRequest) -> None:
         raise UsageError("--temperature must be between 0 and 2")
 
 
+class PreparedCalls:
+    """What ``_prepare`` read for each (user, module), kept while the configuration is unchanged.
+
+    For long-running processes (``aipilot serve``, :class:`aipilot.Assistant`): a call then
+    reads one number, the database's configuration generation (bumped by triggers on every
+    change to configs, providers, prices, keys, organisation connections, limits and
+    membership, whoever writes them), instead of five rows, and decrypts nothing. A cached
+    entry holds a decrypted key in this process's memory only, as a call in flight does; it
+    is never logged or written anywhere. Quotas are still reserved on every call.
+    """
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[uuid.UUID, str], tuple[int, _Prepared]] = {}
+
+    def get(self, key: tuple[uuid.UUID, str], generation: int) -> _Prepared | None:
+        with self._lock:
+            found = self._entries.get(key)
+        return found[1] if found is not None and found[0] == generation else None
+
+    def put(self, key: tuple[uuid.UUID, str], generation: int, prep: _Prepared) -> None:
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()  # a new generation soon replaces everything anyway
+            self._entries[key] = (generation, prep)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
 def _prepare(ctx: Context, request: AssistRequest) -> _Prepared:
     _check_request(request)
     module = module_name(request.module)
+    cache = ctx.prepared
+    if cache is None:
+        prep = _read_prepared(ctx, module)
+    else:
+        key = (ctx.identity.user_id, module)
+        generation = ctx.db.config_generation()  # read first: a change after it is seen next time
+        found = cache.get(key, generation)
+        if found is None:
+            found = _read_prepared(ctx, module)
+            cache.put(key, generation, found)
+        prep = found
+    if request.model is not None and request.model != prep.model:
+        raise ModelNotServedError(
+            f"the model {request.model!r} is not served: only the active model is",
+            hint="use model 'active' (or the active model's key); switch it with "
+            "`aipilot model activate`",
+        )
+    return prep if request.system is None else replace(prep, system=request.system)
+
+
+def _read_prepared(ctx: Context, module: str) -> _Prepared:
     with ctx.db.session(user_id=ctx.identity.user_id) as session:
         config = session.scalars(
             sa.select(ProviderConfig).where(
@@ -137,12 +197,11 @@ def _prepare(ctx: Context, request: AssistRequest) -> _Prepared:
                 Model.provider_id == provider.id, Model.model_key == config.model_name
             )
         ).first()
-        system = request.system if request.system is not None else config.system_prompt
         return _Prepared(
             settings=settings_for(provider),
             api_key=api_key,
             model=config.model_name,
-            system=system,
+            system=config.system_prompt,
             input_price=prices[0] if prices else None,
             output_price=prices[1] if prices else None,
             connexion_id=connexion_id,
@@ -316,9 +375,12 @@ def _record(
     auth_error: str | None = None,
 ) -> None:
     asked = json.dumps([m.content for m in request.messages], ensure_ascii=False)
-    with ctx.db.session(user_id=ctx.identity.user_id, write=True) as session:
+    # a Core connection, not an ORM session: this transaction runs after every call; it
+    # does not wait for the disk (see Database.connection): a power cut may lose the last
+    # few usage rows, a crash of this process cannot
+    with ctx.db.connection(user_id=ctx.identity.user_id, write=True, durable=False) as conn:
         calls.record(
-            session,
+            conn,
             ctx.identity,
             kind="chat",
             provider_key=prep.settings.provider_key,
@@ -335,7 +397,11 @@ def _record(
             if (request.log_content or keep_answer)
             else None,
         )
-        quotas.settle(session, prep.reservation, cost, auth_error=auth_error)
+        quotas.settle(conn, prep.reservation, cost)
+    if auth_error is not None and prep.reservation.connexion_id is not None:
+        # the organisation's key was refused: its connection shows 'error' until a test
+        with ctx.db.session(user_id=ctx.identity.user_id, write=True) as session:
+            org_openai.mark_auth_failure(session, prep.reservation.connexion_id, auth_error)
 
 
 class AssistStream:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import cast
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from aipilot.db.identity import Identity
@@ -14,6 +17,8 @@ from aipilot.errors import AipilotError
 from aipilot.redaction import redact
 
 MAX_ERROR_TEXT = 500
+# the table's INSERT, not the ORM entity's: the ORM bulk path costs more than the write
+USAGE_INSERT = sa.insert(cast(sa.Table, UsageLog.__table__))
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ def _storable(text: str | None) -> str | None:
 
 
 def record(
-    session: Session,
+    executor: Session | Connection,
     identity: Identity,
     *,
     kind: str,
@@ -55,8 +60,10 @@ def record(
     request_content: str | None = None,
     response_content: str | None = None,
 ) -> None:
-    session.add(
-        UsageLog(
+    # a Core INSERT: no object to track, so no unit-of-work flush (this runs on every call)
+    executor.execute(
+        USAGE_INSERT,
+        dict(
             user_id=identity.user_id,
             module_name=module,
             kind=kind,
@@ -75,5 +82,5 @@ def record(
             # set here rather than by the database: SQLite's now() has whole seconds only,
             # and history must keep the order of calls made within one second
             created_at=datetime.now(UTC),
-        )
+        ),
     )

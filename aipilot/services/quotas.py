@@ -32,6 +32,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from aipilot.db.engine import set_identity
@@ -143,16 +144,13 @@ def _reserve_in(
 
 
 def settle(
-    session: Session,
+    executor: Session | Connection,
     reservation: Reservation,
     cost: Decimal | None,
-    *,
-    auth_error: str | None = None,
 ) -> None:
-    """Add the call's real cost to the reserved rows (atomically, in the caller's
-    transaction); an authentication failure with the organisation's key marks it 'error'."""
+    """Add the call's real cost to the reserved rows, atomically, in the caller's transaction."""
     if cost is not None and cost > 0 and reservation.limit_ids:
-        session.execute(
+        executor.execute(
             sa.update(UserLimit)
             .where(UserLimit.id.in_(reservation.limit_ids))
             .values(cost_this_month=UserLimit.cost_this_month + cost)
@@ -161,15 +159,11 @@ def settle(
         return
     if cost is not None and cost > 0:
         column = OpenAIConnexion.openai_cout_actuel_mois
-        session.execute(
+        executor.execute(
             sa.update(OpenAIConnexion)
             .where(OpenAIConnexion.openai_connexion_id == reservation.connexion_id)
             .values(openai_cout_actuel_mois=sa.func.coalesce(column, 0) + cost)
         )
-    if auth_error is not None:
-        from aipilot.services import org_openai
-
-        org_openai.mark_auth_failure(session, reservation.connexion_id, auth_error)
 
 
 # ---------------------------------------------------------------- per-user limit rows

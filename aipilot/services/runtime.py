@@ -7,17 +7,23 @@ checked before any command touches a table (never migrated silently).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aipilot.config import Settings
 from aipilot.db.engine import Database
 from aipilot.db.identity import Identity, resolve_identity
 from aipilot.db.migrate import require_current_schema
 
+if TYPE_CHECKING:
+    from aipilot.services.assist import PreparedCalls
+
 
 @dataclass(frozen=True)
 class Context:
     db: Database
     identity: Identity
+    # long-running processes keep prepared calls between calls (see assist.PreparedCalls)
+    prepared: PreparedCalls | None = None
 
 
 def open_database(settings: Settings, *, check_schema: bool = True) -> Database:
