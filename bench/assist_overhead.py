@@ -1,8 +1,9 @@
 """The overhead of `aipilot ask` over a raw httpx call to the same fake provider.
 
 Three ways to send the same one-line chat to the fake OpenAI-compatible server:
-a raw httpx POST (the floor), aipilot's Python API (`Assistant.ask`: active config read,
-key decrypted, provider call, usage row written), and the whole `aipilot ask` process.
+a raw httpx POST (the floor), aipilot's Python API (`Assistant.ask`: configuration
+generation read, the prepared call reused, provider call, usage row written), and the whole
+`aipilot ask` process (which reads the configuration and decrypts the key once).
 """
 
 from __future__ import annotations
@@ -79,12 +80,14 @@ One-line chat to the fake OpenAI-compatible server on 127.0.0.1 (no artificial d
 | path | median | overhead over raw httpx |
 | --- | --- | --- |
 | raw `httpx` POST (keep-alive client) | {median_ms(raw)} ms | — |
-| `aipilot.Assistant.ask()` (config read, key decrypted, call, usage row) | {median_ms(api)} ms | +{median_ms(api) - median_ms(raw):.1f} ms |
+| `aipilot.Assistant.ask()` (generation read, call, usage row) | {median_ms(api)} ms | +{median_ms(api) - median_ms(raw):.1f} ms |
 | `aipilot ask` (whole process: start-up, imports, the same path) | {median_ms(cli)} ms | +{median_ms(cli) - median_ms(raw):.1f} ms |
 
-The in-process overhead is two short SQLite transactions (read the active config and key,
-write the usage row) and AES-GCM decryption; provider calls reuse the process-wide kept-alive
-connection pool. The CLI process adds interpreter start-up and imports."""
+An `Assistant` keeps its prepared call (active config, provider settings, decrypted key,
+prices) until the database's configuration generation changes, so a warm call reads one
+number and writes the usage row; provider calls reuse the process-wide kept-alive connection
+pool. The CLI process adds interpreter start-up, imports, one configuration read and one
+AES-GCM decryption."""
     write_section("assist-overhead", body_md)
     print(body_md)
 

@@ -161,6 +161,15 @@ def main() -> None:
     print(body)
 
 
+def server_stack() -> str:
+    """What uvicorn picks with its defaults: uvloop and httptools when installed."""
+    import importlib.util
+
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio loop"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return f"{http}, {loop}"
+
+
 def report(r: dict[str, dict[int, dict[str, float]]]) -> str:
     def row(label: str, name: str, c: int) -> str:
         m = r[name][c]
@@ -177,7 +186,7 @@ def report(r: dict[str, dict[int, dict[str, float]]]) -> str:
     return f"""## serve overhead (`python bench/serve_overhead.py`)
 
 One-line chat to the fake OpenAI-compatible server on 127.0.0.1 (no artificial delay),
-SQLite, one uvicorn worker (h11, asyncio loop), keep-alive httpx clients on threads;
+SQLite, one uvicorn worker ({server_stack()}), keep-alive httpx clients on threads;
 {machine()}; the server, the fake provider and the load generator share the CPUs.
 {SEQUENTIAL} sequential calls at concurrency 1, {CONCURRENCY}×{PER_WORKER} at concurrency {c}.
 
@@ -193,15 +202,13 @@ SQLite, one uvicorn worker (h11, asyncio loop), keep-alive httpx clients on thre
 At concurrency 1, `aipilot serve` adds {serve1 - direct1:.2f} ms at p50 over the direct call
 (target: under 2 ms). The server's own HTTP layer (uvicorn + Starlette, routing, JSON) costs
 about {health1 - direct1:.2f} ms per request over the fake's (compare `/healthz` with the direct
-call); the rest is the assist path every `aipilot ask` takes: bearer auth (cached 30 s), one
-read transaction (active config, provider, key row, prices), AES-GCM decryption, the provider
-call over the process-wide kept-alive connection pool, the usage-log write transaction
-and the thread-pool hop. What remains above the target is ORM work in those two
-transactions (measured: `PRAGMA synchronous=NORMAL` saved only ~0.2 ms, so it is not the
-commit's fsync); the next step is leaner queries on this hot path (Core statements, one
-round trip for config + key + prices), not weaker durability. At concurrency {c} the
-{os.cpu_count()} CPUs are shared by three processes and SQLite takes the usage-log writes one
-at a time (`BEGIN IMMEDIATE`), which is what stretches p99."""
+call). Per call the assist path then does: bearer auth (cached 30 s), one SELECT of the
+configuration generation (the active config, provider settings, decrypted key, prices and
+limits are kept per user and module until a trigger bumps that number), the provider call
+over the process-wide kept-alive pool, and one INSERT of the usage row (a Core statement,
+committed without waiting for the disk: see `Database.connection(durable=False)`), plus the
+thread-pool hop. At concurrency {c} the {os.cpu_count()} CPUs are shared by three processes
+and SQLite takes the usage-log writes one at a time, which is what stretches p99."""
 
 
 if __name__ == "__main__":

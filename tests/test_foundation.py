@@ -266,10 +266,13 @@ def silent_server() -> Iterator[int]:
     server.close()
 
 
-def test_unreachable_database_is_a_bounded_clear_error(silent_server: int) -> None:
+@pytest.mark.parametrize("command", [["users", "list"], ["status"]])  # the ORM path, the direct one
+def test_unreachable_database_is_a_bounded_clear_error(
+    silent_server: int, command: list[str]
+) -> None:
     url = f"postgresql://aipilot:hunter2-s3cret@127.0.0.1:{silent_server}/prod"
     started = time.monotonic()
-    result = run_process(["users", "list"], database_url=url, timeout=30)
+    result = run_process(command, database_url=url, timeout=30)
     elapsed = time.monotonic() - started
     assert result.exit_code == ExitCode.DATABASE
     assert elapsed < 10 + 3
@@ -278,14 +281,13 @@ def test_unreachable_database_is_a_bounded_clear_error(silent_server: int) -> No
     assert len([line for line in result.stderr.splitlines() if line.startswith("Error:")]) == 1
 
 
-def test_refused_connection_is_a_database_error() -> None:
+@pytest.mark.parametrize("command", [["users", "list"], ["keys", "status"]])
+def test_refused_connection_is_a_database_error(command: list[str]) -> None:
     probe = socket.socket()
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
     probe.close()
-    result = run_process(
-        ["users", "list"], database_url=f"postgresql://u:pw-secret@127.0.0.1:{port}/x"
-    )
+    result = run_process(command, database_url=f"postgresql://u:pw-secret@127.0.0.1:{port}/x")
     assert result.exit_code == ExitCode.DATABASE and "pw-secret" not in result.stderr
 
 

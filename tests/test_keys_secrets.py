@@ -190,7 +190,7 @@ def _rows_decrypt_with(database_url: str, candidates: list[vault.MasterKey]) -> 
     """The key ids the rows are under; fails if any row decrypts with neither key."""
     from aipilot.db.engine import Database
     from aipilot.db.models import Credential
-    from aipilot.services.credentials import open_row
+    from aipilot.services.sealing import open_row
 
     db = Database(normalise_database_url(database_url))
     with db.session() as session:  # connected as the owner: sees every user's rows

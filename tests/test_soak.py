@@ -127,7 +127,7 @@ def _keys_decrypt(database_url: str) -> int:
     from aipilot.config import normalise_database_url
     from aipilot.db.engine import Database
     from aipilot.db.models import Credential
-    from aipilot.services.credentials import open_row
+    from aipilot.services.sealing import open_row
 
     db = Database(normalise_database_url(database_url))
     with db.session() as session:

@@ -13,8 +13,8 @@ from aipilot.errors import ExitCode
 
 if TYPE_CHECKING:
     from aipilot.services.config_test import ConfigTestResult
-    from aipilot.services.keys import KeyStatus
-    from aipilot.services.overview import HistoryEntry, Overview
+    from aipilot.services.overview import HistoryEntry
+    from aipilot.services.views import KeyStatus, Overview
 
 BADGES = {
     "healthy": "[bold white on green] Healthy [/]",
@@ -122,9 +122,10 @@ def status(ctx: typer.Context, module: ModuleOpt = "global", json_output: JsonOp
     Works without a master key (key states read "locked").
     Example: aipilot status --json
     """
-    from aipilot.services import overview
+    from aipilot.services import views
 
-    view = overview.overview(state(ctx).context(), module=module)
+    with state(ctx).reading() as (reader, identity, database):
+        view = views.overview(reader, identity, database=database, module=module)
     if wants_json(ctx, json_output):
         render.emit_json(_status_doc(view))
         return

@@ -16,7 +16,8 @@ from aipilot.cli.state import JsonOpt, state, wants_json
 from aipilot.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from aipilot.services.keys import KeyStatus, KeyTestResult
+    from aipilot.services.keys import KeyTestResult
+    from aipilot.services.views import KeyStatus
 
 app = typer.Typer(
     help="Your provider keys: set, status, test, delete (stored encrypted).", no_args_is_help=True
@@ -98,9 +99,10 @@ def status(
 
     --json keeps the seed's contract: {"data": {"openai": true, …}} plus details.
     """
-    from aipilot.services import keys
+    from aipilot.services import views
 
-    rows = keys.key_status(state(ctx).context(), provider)
+    with state(ctx).reading() as (reader, identity, _database):
+        rows = views.key_states(reader, identity, provider)
     if wants_json(ctx, json_output):
         render.emit_json(
             {"data": {r.provider: r.configured for r in rows}, "providers": render.to_plain(rows)}

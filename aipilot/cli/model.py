@@ -11,8 +11,9 @@ from aipilot.cli.state import JsonOpt, state, wants_json
 from aipilot.errors import UsageError
 
 if TYPE_CHECKING:
-    from aipilot.services.activation import ActiveModel, ProviderChoice
+    from aipilot.services.activation import ProviderChoice
     from aipilot.services.runtime import Context
+    from aipilot.services.views import ActiveModel
 
 app = typer.Typer(
     help="The active model: activate (switch), show, deactivate.", no_args_is_help=True
@@ -108,9 +109,13 @@ def show(ctx: typer.Context, module: ModuleOpt = "global", json_output: JsonOpt 
 
     Example: aipilot model show --json
     """
-    from aipilot.services import activation
+    from aipilot.services import views
+    from aipilot.services.validate import module_name
 
-    active = activation.show(state(ctx).context(), module=module)
+    with state(ctx).reading() as (reader, identity, _database):
+        active = views.active_model(reader, identity, module)
+    if active is None:
+        raise views.no_active_model(module_name(module))
     if wants_json(ctx, json_output):
         render.emit_json({"success": True, "active": active_doc(active)})
         return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,6 +13,8 @@ from aipilot.config import Settings
 
 if TYPE_CHECKING:
     from aipilot.db.engine import Database
+    from aipilot.db.identity import Identity
+    from aipilot.db.reader import Reader
     from aipilot.services.runtime import Context
 
 JsonOpt = Annotated[
@@ -52,6 +56,27 @@ class State:
             self._context = connect(self.settings, database=self._database)
             self._database = self._context.db
         return self._context
+
+    @contextmanager
+    def reading(self) -> Iterator[tuple[Reader, Identity, str]]:
+        """For commands that only look: a read transaction as the current user, the user,
+        and what the database is. Straight over the driver when it can (no SQLAlchemy
+        import, see aipilot.db.direct), else in a session of :meth:`context`."""
+        from aipilot.db.direct import open_direct
+
+        settings = self.settings
+        direct = (
+            open_direct(settings.database_url, settings.user) if self._context is None else None
+        )
+        if direct is not None:
+            with direct:
+                yield direct, direct.identity, direct.described
+            return
+        from aipilot.db.reader import SessionReader
+
+        ctx = self.context()
+        with ctx.db.session(user_id=ctx.identity.user_id) as session:
+            yield SessionReader(session), ctx.identity, ctx.db.describe()
 
     def close(self) -> None:
         """Release pooled connections when the command ends."""

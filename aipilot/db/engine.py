@@ -25,26 +25,16 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import Session
 
+from aipilot.db.urls import NOT_OURS_HINT, backend, describe_url, first_line, unusable
 from aipilot.errors import DatabaseError, UsageError
-from aipilot.redaction import redact
 
 CONNECT_TIMEOUT_S = 5
 SQLITE_BUSY_TIMEOUT_MS = 10000
 WRITE_OPTION = "aipilot_write"
 RELAXED_OPTION = "aipilot_relaxed_durability"
-
-
-def describe_url(url: str | URL) -> str:
-    """The URL without its password, for messages."""
-    parsed = make_url(url) if isinstance(url, str) else url
-    if parsed.get_backend_name() == "sqlite":
-        return f"SQLite file {parsed.database}"
-    host = parsed.host or "localhost"
-    port = f":{parsed.port}" if parsed.port else ""
-    return f"PostgreSQL database {parsed.database!r} on {host}{port}"
 
 
 def _prepare_sqlite_file(path: str) -> None:
@@ -103,7 +93,6 @@ class Database:
         self.url = url
         self._engine: Engine | None = None
         self._variants: dict[tuple[bool, bool], Engine] = {}  # (write, durable) -> options
-        self._dialect: str | None = None
         # SQLite: this process's writers queue here instead of in SQLite's busy handler,
         # which sleeps in growing steps (up to 100 ms) and so starves threads under load
         self._sqlite_writer = threading.RLock()
@@ -116,9 +105,7 @@ class Database:
 
     @property
     def dialect(self) -> str:
-        if self._dialect is None:
-            self._dialect = make_url(self.url).get_backend_name()
-        return self._dialect
+        return backend(self.url)
 
     def describe(self) -> str:
         return describe_url(self.url)
@@ -203,28 +190,16 @@ def translate_db_errors(db: Database) -> Iterator[None]:
     try:
         yield
     except sa.exc.OperationalError as exc:
-        raise DatabaseError(
-            f"cannot use the {db.describe()}: {_first_line(exc.orig, db)}",
-            hint="check that the server is running and the URL (--db / AIPILOT_DATABASE_URL)",
-        ) from exc
+        raise unusable(db.url, exc.orig) from exc
     except sa.exc.InterfaceError as exc:
-        raise DatabaseError(f"database connection failed: {_first_line(exc.orig, db)}") from exc
+        raise DatabaseError(f"database connection failed: {first_line(exc.orig, db.url)}") from exc
     except sa.exc.DataError as exc:
         # a value the database cannot hold (a NUL byte in text, a number out of range)
         raise UsageError(
-            f"the database refused a value: {_first_line(exc.orig, db)}",
+            f"the database refused a value: {first_line(exc.orig, db.url)}",
             hint="remove control characters or out-of-range numbers from the input",
         ) from exc
     except sa.exc.DatabaseError as exc:
         if type(exc) is not sa.exc.DatabaseError:
             raise  # integrity and programming errors are the services' and our bugs' business
-        raise DatabaseError(
-            f"cannot use the {db.describe()}: {_first_line(exc.orig, db)}",
-            hint="is it an aipilot database? restore it from a backup, or point --db elsewhere",
-        ) from exc
-
-
-def _first_line(orig: BaseException | None, db: Database) -> str:
-    text = (str(orig) if orig is not None else "").strip()
-    line = text.splitlines()[0] if text else type(orig).__name__
-    return redact(line, [make_url(db.url).password])
+        raise unusable(db.url, exc.orig, hint=NOT_OURS_HINT) from exc

@@ -2,19 +2,23 @@
 
 A name that parses as a UUID is looked up by ``users_id`` (the ids Supabase's apps use);
 anything else by ``username``. The ``users`` table has no row-level security: it is read
-without an identity to find the one to set.
+without an identity to find the one to set. Importing this module costs no SQLAlchemy: the
+lookup is plain SQL (:mod:`aipilot.db.reader`), shared by the ORM path and the direct one.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
-from aipilot.db.engine import Database
-from aipilot.db.models import User
+from aipilot.db.reader import Reader, SessionReader, id_param, uuid_of
 from aipilot.errors import NotConfiguredError, PermissionDeniedError
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from aipilot.db.engine import Database
 
 
 @dataclass(frozen=True)
@@ -36,20 +40,44 @@ class Identity:
             )
 
 
-def user_filter(name: str) -> sa.ColumnElement[bool]:
+def _as_id(name: str) -> uuid.UUID | None:
     try:
-        return User.users_id == uuid.UUID(name)
+        return uuid.UUID(name)
     except ValueError:
-        return User.username == name
+        return None
+
+
+def user_filter(name: str) -> sa.ColumnElement[bool]:
+    from aipilot.db.models import User
+
+    user_id = _as_id(name)
+    return User.users_id == user_id if user_id is not None else User.username == name
+
+
+def find_user(reader: Reader, name: str) -> Identity | None:
+    user_id = _as_id(name)
+    if user_id is not None:
+        where, value = "users_id = :v", id_param(reader, user_id)
+    else:
+        where, value = "username = :v", name
+    found = reader.rows(f"SELECT users_id, username, role FROM users WHERE {where}", v=value)
+    if not found:
+        return None
+    row = found[0]
+    return Identity(uuid_of(row["users_id"]), row["username"], row["role"])
+
+
+def unregistered(name: str, described: str) -> NotConfiguredError:
+    return NotConfiguredError(
+        f"user {name!r} is not registered in the {described}",
+        hint=f"an admin adds it with `aipilot users add {name}` "
+        "(or pass --user / AIPILOT_USER for another user)",
+    )
 
 
 def resolve_identity(db: Database, name: str) -> Identity:
     with db.session() as session:
-        user = session.scalars(sa.select(User).where(user_filter(name))).first()
-    if user is None:
-        raise NotConfiguredError(
-            f"user {name!r} is not registered in the {db.describe()}",
-            hint=f"an admin adds it with `aipilot users add {name}` "
-            "(or pass --user / AIPILOT_USER for another user)",
-        )
-    return Identity(user.users_id, user.username, user.role)
+        found = find_user(SessionReader(session), name)
+    if found is None:
+        raise unregistered(name, db.describe())
+    return found

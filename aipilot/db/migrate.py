@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from aipilot.db.engine import Database, translate_db_errors
+from aipilot.db.revision import HEAD_REVISION as HEAD_REVISION
 from aipilot.errors import AipilotError, DatabaseError, SchemaError
 
 if TYPE_CHECKING:
     from alembic.config import Config
     from sqlalchemy.engine import Connection
 
-# Kept in step with alembic/versions by a test, so checking the schema needs no alembic import.
-HEAD_REVISION = "0003_config_generation"
 _LOCK_ID = 0x6169_7069_6C6F_74  # "aipilot": serialises concurrent `aipilot init` on PostgreSQL
 
 

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from aipilot.server.common import context, handled, plain, read_json, server_state, text_field
 from aipilot.server.errors import HttpError, function_error
-from aipilot.services import assist, config_test, credentials, keys
+from aipilot.services import assist, config_test, credentials, keys, sealing
 from aipilot.services.assist import AssistResult
 from aipilot.services.catalog import get_provider
 from aipilot.services.runtime import Context
@@ -68,7 +68,7 @@ def _get_key(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
         row = credentials.require(
             session, ctx.identity, get_provider(session, provider).provider_key
         )
-        secret = credentials.open_row(row, keys.master_keys())
+        secret = sealing.open_row(row, sealing.master_keys())
     return {"success": True, "provider": provider, "apiKey": secret}
 
 

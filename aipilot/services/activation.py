@@ -9,7 +9,6 @@ the partial unique index ``uq_ai_provider_configs_active`` is checked row by row
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,36 +18,13 @@ from sqlalchemy.orm import Session
 
 from aipilot.db.identity import Identity
 from aipilot.db.models import Model, Provider, ProviderConfig, SystemPrompt, UserModel
-from aipilot.errors import NotConfiguredError, NotFoundError
-from aipilot.services import locks
+from aipilot.db.reader import SessionReader
+from aipilot.errors import NotFoundError
+from aipilot.services import locks, views
 from aipilot.services.catalog import active_providers, available_models, get_provider
-from aipilot.services.prompts import snapshot_of, summarise
 from aipilot.services.runtime import Context
 from aipilot.services.validate import DEFAULT_MODULE, model_key, module_name
-
-
-@dataclass(frozen=True)
-class ActiveModel:
-    module: str
-    provider: str
-    provider_name: str
-    model: str
-    label: str | None
-    source: str  # "catalog" | "custom" | "unknown" (removed from both since activation)
-    activated_at: datetime | None
-    prompt_id: uuid.UUID | None
-    prompt_name: str | None
-    prompt_summary: str | None
-    prompt_stale: bool  # the source prompt's text changed since the snapshot was taken
-    last_test_at: datetime | None
-    last_test_ok: bool | None
-    last_test_error: str | None
-
-    @property
-    def health(self) -> str:
-        if self.last_test_ok is None:
-            return "untested"
-        return "healthy" if self.last_test_ok else "unhealthy"
+from aipilot.services.views import ActiveModel
 
 
 @dataclass(frozen=True)
@@ -127,34 +103,8 @@ def _resolve_model(
 
 
 def _describe(session: Session, identity: Identity, row: ProviderConfig) -> ActiveModel:
-    provider = session.scalars(
-        sa.select(Provider).where(Provider.provider_key == row.provider_name)
-    ).first()
-    label, source = None, "unknown"
-    if provider is not None:
-        with contextlib.suppress(NotFoundError):
-            label, source = _resolve_model(session, identity, provider, row.model_name)
-    snapshot = snapshot_of(session, row)
-    return ActiveModel(
-        module=row.module_name,
-        provider=row.provider_name,
-        provider_name=provider.provider_name if provider is not None else row.provider_name,
-        model=row.model_name,
-        label=label,
-        source=source,
-        activated_at=row.activated_at,
-        prompt_id=row.system_prompt_id,
-        prompt_name=snapshot.prompt_name,
-        prompt_summary=snapshot.summary,
-        prompt_stale=snapshot.stale,
-        last_test_at=row.last_test_at,
-        last_test_ok=row.last_test_ok,
-        last_test_error=row.last_test_error,
-    )
-
-
-def summary(text: str | None) -> str | None:
-    return summarise(text) if text else None
+    config = {column: getattr(row, column) for column in views.CONFIG_COLUMNS.split(", ")}
+    return views.describe(SessionReader(session), identity, config)
 
 
 def _snapshot(
@@ -252,30 +202,6 @@ def _deactivate(ctx: Context, module: str) -> DeactivationResult:
         previous = _describe(session, identity, current)
         current.is_active, current.updated_at = False, datetime.now(UTC)
         return DeactivationResult(module, previous)
-
-
-def current(ctx: Context, *, module: str = DEFAULT_MODULE) -> ActiveModel | None:
-    """The active model of the module, or None."""
-    module = module_name(module)
-    with ctx.db.session(user_id=ctx.identity.user_id) as session:
-        row = active_config(session, ctx.identity, module)
-        return _describe(session, ctx.identity, row) if row is not None else None
-
-
-def show(ctx: Context, *, module: str = DEFAULT_MODULE) -> ActiveModel:
-    """The active model of the module; NotConfiguredError (exit 3) when there is none."""
-    found = current(ctx, module=module)
-    if found is None:
-        raise no_active_model(module)
-    return found
-
-
-def no_active_model(module: str) -> NotConfiguredError:
-    suffix = "" if module == DEFAULT_MODULE else f" --module {module}"
-    return NotConfiguredError(
-        f"no active model for module {module!r}",
-        hint=f"choose one with `aipilot model activate PROVIDER MODEL{suffix}`",
-    )
 
 
 def choices(ctx: Context) -> list[ProviderChoice]:

@@ -35,8 +35,8 @@ from aipilot.db.models import Model, ProviderConfig
 from aipilot.errors import AipilotError, ModelOutputError, NotConfiguredError, UsageError
 from aipilot.services import calls, credentials, org_openai, quotas
 from aipilot.services.catalog import get_provider, settings_for
-from aipilot.services.keys import master_keys
 from aipilot.services.runtime import Context
+from aipilot.services.sealing import master_keys, open_row
 from aipilot.services.validate import module_name
 
 if TYPE_CHECKING:
@@ -219,7 +219,7 @@ def _resolve_key(
         if org_key is not None:
             return org_key.api_key, org_key.connexion_id
     row = row or credentials.require(session, ctx.identity, provider_key)
-    return credentials.open_row(row, master_keys()), None
+    return open_row(row, master_keys()), None
 
 
 def _reserve(ctx: Context, prep: _Prepared) -> _Prepared:

@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aipilot.db.models import Model, Provider, UserModel
-from aipilot.errors import NotFoundError, UsageError
+from aipilot.errors import UsageError
 from aipilot.services.validate import identifier
+from aipilot.services.views import unknown_provider
 
 if TYPE_CHECKING:
     from aipilot.providers.types import ProviderSettings
@@ -22,10 +23,8 @@ def get_provider(session: Session, key: str, *, require_active: bool = True) -> 
     key = identifier("provider", key).lower()
     provider = session.scalars(sa.select(Provider).where(Provider.provider_key == key)).first()
     if provider is None:
-        known = ", ".join(
-            session.scalars(sa.select(Provider.provider_key).order_by("provider_key"))
-        )
-        raise NotFoundError(f"unknown provider {key!r}", hint=f"known providers: {known}")
+        known = session.scalars(sa.select(Provider.provider_key).order_by("provider_key"))
+        raise unknown_provider(key, known)
     if require_active and not provider.is_active:
         raise UsageError(
             f"provider {key!r} is disabled",

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 
 from aipilot.db.models import ProviderConfig
 from aipilot.errors import AipilotError, NotConfiguredError
-from aipilot.services import activation, calls, credentials
+from aipilot.services import activation, calls, credentials, views
 from aipilot.services.catalog import get_provider, settings_for
-from aipilot.services.keys import master_keys
 from aipilot.services.runtime import Context
+from aipilot.services.sealing import master_keys, open_row
 from aipilot.services.validate import DEFAULT_MODULE, module_name
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ def _plan(ctx: Context, module: str) -> _Plan:
     with ctx.db.session(user_id=identity.user_id) as session:
         config = activation.active_config(session, identity, module)
         if config is None:
-            raise activation.no_active_model(module)
+            raise views.no_active_model(module)
         provider = get_provider(session, config.provider_name, require_active=False)
         if not provider.is_active:
             raise NotConfiguredError(
@@ -125,7 +125,7 @@ def _plan(ctx: Context, module: str) -> _Plan:
         row = credentials.require(session, identity, provider.provider_key)
         keys = master_keys()
         try:
-            secret = credentials.open_row(row, keys)
+            secret = open_row(row, keys)
         except AipilotError as err:
             failed = Check("api_key", False, 0, err.message, "needs re-entry")
             return _Plan(config.id, module, config.model_name, settings, None, failed)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from aipilot import vault
 from aipilot.db.identity import Identity
 from aipilot.db.models import Credential
-from aipilot.errors import NotConfiguredError, VaultError
+from aipilot.errors import NotConfiguredError
 from aipilot.redaction import hint
 
 
@@ -60,28 +60,6 @@ def store(
     row.updated_at = now()
     session.flush()
     return row
-
-
-def sealed_of(row: Credential) -> vault.Sealed:
-    try:
-        return vault.Sealed(
-            ciphertext=base64.b64decode(row.encrypted_key, validate=True),
-            nonce=base64.b64decode(row.nonce, validate=True),
-            key_id=row.key_id,
-            version=row.format_version,
-        )
-    except ValueError as exc:
-        raise VaultError(
-            f"the stored key for {row.provider_key} is malformed",
-            hint=f"re-enter it with `aipilot keys set {row.provider_key}`",
-        ) from exc
-
-
-def open_row(row: Credential, keys: list[vault.MasterKey]) -> str:
-    """Decrypt with the master key whose id the row records (current or rotation-pending)."""
-    sealed = sealed_of(row)
-    mk = next((k for k in keys if k.key_id == sealed.key_id), keys[0])
-    return vault.unseal(mk, sealed, user_id=str(row.user_id), provider_key=row.provider_key)
 
 
 def require(session: Session, identity: Identity, provider_key: str) -> Credential:

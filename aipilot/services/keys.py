@@ -7,22 +7,23 @@ happen outside any database transaction, and their results are recorded afterwar
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aipilot import vault
 from aipilot.db.engine import set_identity
-from aipilot.db.models import Credential, OpenAIConnexion, Provider, User
-from aipilot.errors import AipilotError, MasterKeyMissingError, UsageError
-from aipilot.services import calls, credentials
+from aipilot.db.models import Credential, OpenAIConnexion, User
+from aipilot.db.reader import SessionReader
+from aipilot.errors import AipilotError, UsageError
+from aipilot.services import calls, credentials, views
 from aipilot.services.catalog import active_providers, get_provider, settings_for
 from aipilot.services.runtime import Context
+from aipilot.services.sealing import forget_master_keys, master_keys, open_row
+from aipilot.services.views import KeyStatus
 
 
 @dataclass(frozen=True)
@@ -42,53 +43,12 @@ class SetKeyResult:
 
 
 @dataclass(frozen=True)
-class KeyStatus:
-    provider: str
-    provider_name: str
-    configured: bool
-    state: str  # "configured" | "not configured" | "needs re-entry" | "locked"
-    hint: str | None = None
-    last_tested_at: datetime | None = None
-    last_test_ok: bool | None = None
-    last_test_error: str | None = None
-
-
-@dataclass(frozen=True)
 class RotateResult:
     rows: int
     users: int
     old_key_id: str
     new_key_id: str
     stored_in: str
-
-
-_KEYRING_CACHE_S = 60.0
-_cached: tuple[float, list[vault.MasterKey]] | None = None
-
-
-def master_keys() -> list[vault.MasterKey]:
-    """The current master key, then one a rotation left pending in the keyring, if any.
-
-    From AIPILOT_MASTER_KEY this is a cheap parse, done each time (the variable may change
-    between in-process calls). From the OS keyring it is a D-Bus round trip: the answer is
-    kept for a minute so a long-running process (`aipilot serve`) does not ask per request;
-    a rotation in this process forgets it at once.
-    """
-    global _cached
-    if os.environ.get(vault.ENV_VAR) is not None:
-        return [vault.load_master_key()]
-    if _cached is not None and time.monotonic() - _cached[0] < _KEYRING_CACHE_S:
-        return _cached[1]
-    current = vault.load_master_key()
-    pending = vault.pending_master_key()
-    keys = [current] if pending is None or pending == current else [current, pending]
-    _cached = (time.monotonic(), keys)
-    return keys
-
-
-def forget_master_keys() -> None:
-    global _cached
-    _cached = None
 
 
 def set_key(ctx: Context, provider_key: str, raw: str, *, test: bool = True) -> SetKeyResult:
@@ -104,42 +64,9 @@ def set_key(ctx: Context, provider_key: str, raw: str, *, test: bool = True) -> 
 
 
 def key_status(ctx: Context, provider_key: str | None = None) -> list[KeyStatus]:
-    try:
-        keys: list[vault.MasterKey] | None = master_keys()
-    except MasterKeyMissingError:
-        keys = None
+    """The user's key state per provider (see :func:`aipilot.services.views.key_states`)."""
     with ctx.db.session(user_id=ctx.identity.user_id) as session:
-        stored = {r.provider_key: r for r in credentials.all_for(session, ctx.identity)}
-        if provider_key:
-            providers = [get_provider(session, provider_key, require_active=False)]
-        else:
-            providers = active_providers(session)
-            extra = set(stored) - {p.provider_key for p in providers}
-            providers += [get_provider(session, k, require_active=False) for k in sorted(extra)]
-        return [_status(p, stored.get(p.provider_key), keys) for p in providers]
-
-
-def _status(
-    provider: Provider, row: Credential | None, keys: list[vault.MasterKey] | None
-) -> KeyStatus:
-    if row is None:
-        return KeyStatus(provider.provider_key, provider.provider_name, False, "not configured")
-    state = "locked" if keys is None else "configured"
-    if keys is not None:
-        try:
-            credentials.open_row(row, keys)
-        except AipilotError:
-            state = "needs re-entry"
-    return KeyStatus(
-        provider=provider.provider_key,
-        provider_name=provider.provider_name,
-        configured=state != "needs re-entry",
-        state=state,
-        hint=row.key_hint,
-        last_tested_at=row.last_tested_at,
-        last_test_ok=row.last_test_ok,
-        last_test_error=row.last_test_error,
-    )
+        return views.key_states(SessionReader(session), ctx.identity, provider_key)
 
 
 def _check(settings: object, secret: str) -> KeyTestResult:
@@ -180,7 +107,7 @@ def test_keys(ctx: Context, providers: list[str] | None = None) -> list[KeyTestR
         for row in rows:
             provider = get_provider(session, row.provider_key)
             try:
-                jobs.append((settings_for(provider), credentials.open_row(row, keys)))
+                jobs.append((settings_for(provider), open_row(row, keys)))
             except AipilotError as err:
                 failed.append(
                     KeyTestResult(row.provider_key, False, 0, err.message, "needs re-entry")
@@ -287,12 +214,12 @@ def _reencrypt_all(ctx: Context, old: vault.MasterKey, new: vault.MasterKey) -> 
                 set_identity(session, user_id)  # row-level security: one user at a time
             rows = list(session.scalars(sa.select(Credential).where(Credential.user_id == user_id)))
             for row in rows:
-                secret = credentials.open_row(row, [old, new])
+                secret = open_row(row, [old, new])
                 credentials.seal_into(row, new, secret)
                 row.updated_at = credentials.now()
             session.flush()
             for row in rows:  # prove every row decrypts under the new key before committing
-                credentials.open_row(row, [new])
+                open_row(row, [new])
             count, user_count = count + len(rows), user_count + bool(rows)
         count += _reencrypt_org_keys(ctx, session, old, new)
     return count, user_count

@@ -19,8 +19,8 @@ from aipilot.errors import AipilotError, ConflictError
 from aipilot.providers.types import ModelInfo, ProviderSettings
 from aipilot.services import calls, credentials
 from aipilot.services.catalog import get_provider, settings_for
-from aipilot.services.keys import master_keys
 from aipilot.services.runtime import Context
+from aipilot.services.sealing import master_keys, open_row
 from aipilot.services.validate import MAX_LABEL, label, model_key
 
 
@@ -65,7 +65,7 @@ def sync_models(ctx: Context, provider: str, *, activate_new: bool = False) -> S
     with ctx.db.session(user_id=ctx.identity.user_id) as session:
         row = get_provider(session, provider, require_active=False)
         settings, key = settings_for(row), row.provider_key
-        secret = credentials.open_row(credentials.require(session, ctx.identity, key), keys)
+        secret = open_row(credentials.require(session, ctx.identity, key), keys)
     started = time.monotonic()
     try:
         upstream = _fetch(settings, secret)

@@ -43,9 +43,9 @@ from aipilot.errors import (
 from aipilot.redaction import hint, redact
 from aipilot.services import calls, credentials, locks, quotas
 from aipilot.services.catalog import get_provider, settings_for
-from aipilot.services.keys import master_keys
 from aipilot.services.orgs import find_org
 from aipilot.services.runtime import Context
+from aipilot.services.sealing import master_keys
 from aipilot.services.validate import model_key
 
 PROVIDER = "openai"

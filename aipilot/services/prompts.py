@@ -218,35 +218,3 @@ def _deactivate(ctx: Context) -> SnapshotChange | None:
             config.system_prompt, config.system_prompt_id, config.updated_at = None, None, now()
         session.flush()
         return SnapshotChange(_info(row), len(configs))
-
-
-@dataclass(frozen=True)
-class SnapshotInfo:
-    """Where an active configuration's prompt snapshot came from, and whether it is stale."""
-
-    present: bool
-    summary: str | None = None
-    prompt_name: str | None = None
-    stale: bool = False  # the prompt's text changed since the snapshot was taken
-
-
-def summarise(text: str, width: int = 60) -> str:
-    """One line of at most ``width`` characters, for tables."""
-    line = " ".join(text.split())
-    return line if len(line) <= width else line[: width - 1] + "…"
-
-
-def snapshot_of(session: Session, config: ProviderConfig) -> SnapshotInfo:
-    """For ``model show`` and ``status``: the snapshot's source prompt and freshness."""
-    if config.system_prompt is None:
-        return SnapshotInfo(present=False)
-    summary = summarise(config.system_prompt)
-    source = session.get(SystemPrompt, config.system_prompt_id) if config.system_prompt_id else None
-    if source is None:
-        return SnapshotInfo(present=True, summary=summary)
-    return SnapshotInfo(
-        present=True,
-        summary=summary,
-        prompt_name=source.name,
-        stale=source.prompt_content != config.system_prompt,
-    )

@@ -1,0 +1,147 @@
+"""Reading straight over the driver, for the commands that only look.
+
+``aipilot status``, ``model show`` and ``keys status`` run a handful of SELECTs; importing
+SQLAlchemy's ORM to send them costs ~220 ms, most of such a command's start-up. This
+module opens a bare ``sqlite3`` or ``psycopg`` connection instead, with the same rules as
+:meth:`aipilot.db.engine.Database.session` for a read: one transaction (one snapshot), the
+user's identity set inside it on PostgreSQL (row-level security applies as on every
+path), a 5 s connect timeout, SQLite's 10 s busy timeout.
+
+It only takes the common case. When anything is unusual (no database file yet, no schema,
+another revision, an unknown user, an in-memory or ``file:`` URL), :func:`open_direct`
+returns None and the command runs on the SQLAlchemy path, which reports the problem in its
+own words; so does an unreachable PostgreSQL server, with the same message that path gives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+from aipilot.db.identity import Identity, find_user
+from aipilot.db.reader import Row
+from aipilot.db.revision import HEAD_REVISION
+from aipilot.db.urls import NOT_OURS_HINT, backend, describe_url, sqlite_path, unusable
+
+CONNECT_TIMEOUT_S = 5
+SQLITE_BUSY_TIMEOUT_MS = 10000
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+class Unavailable(Exception):
+    """This database or user needs the SQLAlchemy path."""
+
+
+class Direct:
+    """One read transaction on a bare driver connection, as ``identity``."""
+
+    identity: Identity
+
+    def __init__(self, connection: Any, dialect: str, url: str) -> None:
+        self._conn, self.dialect, self._url = connection, dialect, url
+        self.described = describe_url(url)
+
+    def rows(self, sql: str, **params: object) -> list[Row]:
+        if self.dialect == "postgresql":
+            sql = _NAMED.sub(r"%(\1)s", sql.replace("%", "%%"))
+        try:
+            cursor = self._conn.execute(sql, params)
+            names = [column[0] for column in cursor.description or ()]
+            return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+        except Exception as exc:
+            raise self._translated(exc) from exc
+
+    def _translated(self, exc: Exception) -> Exception:
+        if isinstance(exc, sqlite3.OperationalError) or type(exc).__name__ == "OperationalError":
+            return unusable(self._url, exc)
+        if type(exc) is sqlite3.DatabaseError:
+            return unusable(self._url, exc, hint=NOT_OURS_HINT)
+        return exc  # anything else is a bug of ours, reported as one
+
+    def close(self) -> None:
+        try:
+            if self.dialect == "postgresql":
+                self._conn.rollback()
+            else:
+                self._conn.execute("COMMIT")
+        finally:
+            self._conn.close()
+
+    def __enter__(self) -> Direct:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def open_direct(url: str, user: str) -> Direct | None:
+    """A read transaction as ``user`` without SQLAlchemy, or None (use the usual path)."""
+    try:
+        if backend(url) == "sqlite":
+            handle = Direct(_sqlite(url), "sqlite", url)
+        elif backend(url) == "postgresql":
+            handle = Direct(_postgres(url), "postgresql", url)
+        else:
+            return None
+    except Unavailable:
+        return None
+    try:
+        _check(handle, user)
+    except Exception:  # Unavailable, or any failure: the usual path will say what it is
+        handle.close()
+        return None
+    return handle
+
+
+def _sqlite(url: str) -> sqlite3.Connection:
+    path = sqlite_path(url)
+    if not path or path == ":memory:" or path.startswith("file:") or not os.path.isfile(path):
+        raise Unavailable(url)
+    uri = "file:" + quote(os.path.abspath(path)) + "?mode=rw"  # never creates the file
+    try:
+        conn = sqlite3.connect(
+            uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, isolation_level=None
+        )
+        conn.execute("PRAGMA query_only=ON")
+        conn.execute("BEGIN")
+    except sqlite3.Error as exc:
+        raise Unavailable(url) from exc
+    return conn
+
+
+def _postgres(url: str) -> Any:
+    import psycopg
+
+    conninfo = "postgresql://" + url.split("://", 1)[1]
+    try:
+        return psycopg.connect(
+            conninfo, connect_timeout=CONNECT_TIMEOUT_S, application_name="aipilot"
+        )
+    except psycopg.OperationalError as exc:  # the SQLAlchemy path would fail the same way
+        raise unusable(url, exc) from exc
+    except psycopg.Error as exc:
+        raise Unavailable(url) from exc
+
+
+def _check(handle: Direct, user: str) -> None:
+    """The schema revision, then the user; on PostgreSQL the user's claims for RLS."""
+    revision = handle.rows("SELECT version_num FROM alembic_version")
+    if [r["version_num"] for r in revision] != [HEAD_REVISION]:
+        raise Unavailable("schema revision")
+    identity = find_user(handle, user)
+    if identity is None:
+        raise Unavailable("user")
+    if handle.dialect == "postgresql":
+        claims = json.dumps({"sub": str(identity.user_id), "role": "authenticated"})
+        handle.rows("SELECT set_config('request.jwt.claims', :claims, true)", claims=claims)
+    handle.identity = identity
