@@ -1,7 +1,7 @@
 """Start-up: median wall time and peak memory of aipilot commands next to their floors.
 
 Each command runs as a fresh process (`python -m aipilot ...`) against a SQLite database
-made by `aipilot init`, in the same loop as `python -c pass`, `python -c "import typer"`
+made by `aipilot init` (one stored key, one active model), in the same loop as `python -c pass`, `python -c "import typer"`
 and `python -c "import sqlalchemy.orm"`. Peak memory is the child's ru_maxrss (os.wait4).
 Targets (issue 9): --version and --help within 60 ms of `import typer`; DB-reading
 commands within 25 % of the `import sqlalchemy.orm` floor.
@@ -53,12 +53,18 @@ def main() -> None:
             "COLUMNS": "120",
         }
         subprocess.run([PY, "-m", "aipilot", "init"], env=env, check=True, capture_output=True)
-        subprocess.run(
-            [PY, "-m", "aipilot", "model", "activate", "openai", "gpt-4o-mini"],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        for args, given in (
+            (["keys", "set", "openai", "--stdin", "--no-test"], "sk-bench-0123456789abcdef\n"),
+            (["model", "activate", "openai", "gpt-4o-mini"], None),
+        ):
+            subprocess.run(
+                [PY, "-m", "aipilot", *args],
+                env=env,
+                input=given,
+                text=True,
+                check=True,
+                capture_output=True,
+            )
         times: dict[str, list[float]] = {name: [] for name, _ in COMMANDS}
         rss: dict[str, list[int]] = {name: [] for name, _ in COMMANDS}
         for _ in range(RUNS):  # interleaved, so load changes hit every command alike
@@ -86,7 +92,7 @@ def main() -> None:
             "## Start-up (`python bench/startup.py`)",
             "",
             f"Median of {RUNS} interleaved runs per command, SQLite database made by `aipilot init`"
-            f" with an active model; {machine()}.",
+            f" with an active model and a stored key (so `keys status` decrypts it); {machine()}.",
             "",
             "| command | median wall | peak RSS | compared with |",
             "| --- | --- | --- | --- |",
