@@ -272,6 +272,28 @@ def test_member_calls_with_the_org_key_and_own_key_wins(
     assert cli("ask", "hi").exit_code == ExitCode.NOT_CONFIGURED
 
 
+def test_org_calls_name_the_openai_organisation_and_project(
+    cli: CliFn, fake: FakeProvider, database_url: str, org: str
+) -> None:
+    """Ids the seed's app stored on the connection go out as OpenAI's headers; none when
+    unset. Tested through `org-openai test` and a member's call."""
+    assert cli("ask", "hi", user="bob").exit_code == 0
+    plain = chats(fake)[-1].headers
+    assert "openai-organization" not in plain and "openai-project" not in plain
+    sql(
+        database_url,
+        "UPDATE openai_connexion SET openai_organisation_id = 'org-acme', "
+        "openai_project_id = ' proj_42 '",
+    )
+    assert cli("ask", "hi", user="bob").exit_code == 0
+    sent = chats(fake)[-1].headers
+    assert (sent["openai-organization"], sent["openai-project"]) == ("org-acme", "proj_42")
+    assert sent["authorization"] == f"Bearer {org}"
+    assert cli("org-openai", "test", "acme").exit_code == 0
+    checked = fake.last_request.headers
+    assert (checked["openai-organization"], checked["openai-project"]) == ("org-acme", "proj_42")
+
+
 def test_model_not_allowed_is_refused_before_the_call(
     cli: CliFn, fake: FakeProvider, database_url: str, org: str
 ) -> None:

@@ -186,6 +186,9 @@ def test_an_organisation_connection_change_is_seen(
     assert allowed.exit_code == 0, allowed.stderr
     assist.ask(ctx, HI)
     assert fake.last_request.headers["authorization"] == f"Bearer {org_key}"
+    sql(database_url, "UPDATE openai_connexion SET openai_project_id = 'proj_9'")  # the app
+    assist.ask(ctx, HI)
+    assert fake.last_request.headers["openai-project"] == "proj_9"
     assert cli("org-openai", "disable", "Acme").exit_code == 0
     with pytest.raises(NotConfiguredError):
         assist.ask(ctx, HI)

@@ -4,12 +4,16 @@
   transactions start with ``BEGIN IMMEDIATE`` (a deferred BEGIN fails with "database is
   locked" under concurrent writers despite the busy timeout — see SECURITY.md), read
   transactions with a plain ``BEGIN``. The file is created 0600 in a 0700 directory.
+  Write transactions of one process also take a lock of the process's own, so its threads
+  queue in order rather than in SQLite's busy handler (which sleeps up to 100 ms a try).
 - PostgreSQL: psycopg 3 with a bounded connect timeout; the current user is set per
   transaction with ``set_config('request.jwt.claims', …, true)`` (never per session: a
   session-level setting would outlive the transaction on a pooled connection), which the
   row-level-security policies read through ``auth.uid()``.
 
-Each public service function is one unit of work: ``with db.session(user_id=…, write=True)``.
+Each public service function is one unit of work: ``with db.session(user_id=…, write=True)``;
+hot paths that need no ORM objects use ``db.connection(…)`` (Core), and may give up waiting
+for the disk on records that can be lost in a power cut (``durable=False``, see there).
 """
 
 from __future__ import annotations

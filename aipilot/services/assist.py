@@ -187,18 +187,19 @@ def _read_prepared(ctx: Context, module: str) -> _Prepared:
                 hint="choose one with `aipilot model activate PROVIDER MODEL`",
             )
         provider = get_provider(session, config.provider_name)
-        api_key, connexion_id = None, None
+        settings, api_key, connexion_id = settings_for(provider), None, None
         if provider.api_auth_method != "none":
-            api_key, connexion_id = _resolve_key(
-                session, ctx, provider.provider_key, config.model_name
-            )
+            api_key, org_key = _resolve_key(session, ctx, provider.provider_key, config.model_name)
+            if org_key is not None:
+                settings = org_openai.with_headers(settings, org_key.headers)
+                connexion_id = org_key.connexion_id
         prices = session.execute(
             sa.select(Model.input_price_per_mtok, Model.output_price_per_mtok).where(
                 Model.provider_id == provider.id, Model.model_key == config.model_name
             )
         ).first()
         return _Prepared(
-            settings=settings_for(provider),
+            settings=settings,
             api_key=api_key,
             model=config.model_name,
             system=config.system_prompt,
@@ -211,13 +212,13 @@ def _read_prepared(ctx: Context, module: str) -> _Prepared:
 
 def _resolve_key(
     session: Session, ctx: Context, provider_key: str, model: str
-) -> tuple[str, uuid.UUID | None]:
+) -> tuple[str, org_openai.OrgKey | None]:
     """The user's own key first; for openai, else the organisation's connection."""
     row = credentials.find(session, ctx.identity, provider_key)
     if row is None and provider_key == org_openai.PROVIDER:
         org_key = org_openai.resolve_for_call(session, ctx.identity, model)
         if org_key is not None:
-            return org_key.api_key, org_key.connexion_id
+            return org_key.api_key, org_key
     row = row or credentials.require(session, ctx.identity, provider_key)
     return open_row(row, master_keys()), None
 

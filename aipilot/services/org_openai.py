@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -47,6 +47,9 @@ from aipilot.services.orgs import find_org
 from aipilot.services.runtime import Context
 from aipilot.services.sealing import master_keys
 from aipilot.services.validate import model_key
+
+if TYPE_CHECKING:
+    from aipilot.providers.types import ProviderSettings
 
 PROVIDER = "openai"
 DEFAULT_MODELS = ("gpt-3.5-turbo", "gpt-4")  # the seed's column default
@@ -98,6 +101,7 @@ class OrgKey:
 
     api_key: str = field(repr=False)
     connexion_id: uuid.UUID
+    headers: dict[str, str] = field(default_factory=dict)  # OpenAI-Organization / -Project
 
 
 def now() -> datetime:
@@ -344,7 +348,9 @@ def test_connexion(ctx: Context, org_name: str) -> ConnexionTest:
         org = find_org(session, org_name)
         row = _require(session, org)
         secret = _open(row)
-        settings = settings_for(get_provider(session, PROVIDER, require_active=False))
+        settings = with_headers(
+            settings_for(get_provider(session, PROVIDER, require_active=False)), org_headers(row)
+        )
     ok, ms, error, auth_failed = _check(settings, secret)
 
     def change(row: OpenAIConnexion) -> dict[str, Any]:
@@ -366,6 +372,23 @@ def _record_test(ctx: Context, ok: bool, ms: int, error: str | None) -> None:
     with ctx.db.session(user_id=ctx.identity.user_id, write=True) as session:
         outcome = calls.CallOutcome(ok, ms, None if ok else "org_key_test", error)
         calls.record(session, ctx.identity, kind="key_test", provider_key=PROVIDER, outcome=outcome)
+
+
+def org_headers(row: OpenAIConnexion) -> dict[str, str]:
+    """The connection's OpenAI organisation and project ids, as OpenAI's headers (when set):
+    with a key that belongs to several organisations or projects, they pick the one billed."""
+    headers = {}
+    if row.openai_organisation_id:
+        headers["OpenAI-Organization"] = row.openai_organisation_id.strip()
+    if row.openai_project_id:
+        headers["OpenAI-Project"] = row.openai_project_id.strip()
+    return headers
+
+
+def with_headers(settings: ProviderSettings, headers: dict[str, str]) -> ProviderSettings:
+    if not headers:
+        return settings
+    return replace(settings, extra_headers={**settings.extra_headers, **headers})
 
 
 def _open(row: OpenAIConnexion) -> str:
@@ -410,7 +433,7 @@ def resolve_for_call(session: Session, identity: Identity, model: str) -> OrgKey
             hint=f"allowed: {', '.join(row.openai_modeles_autorises or []) or 'none'}; an admin "
             f"changes the list with `aipilot org-openai allow-models {name} MODEL…`",
         )
-    return OrgKey(_open(row), row.openai_connexion_id)
+    return OrgKey(_open(row), row.openai_connexion_id, org_headers(row))
 
 
 def mark_auth_failure(session: Session, connexion_id: uuid.UUID, error: str) -> None:

@@ -49,6 +49,8 @@ WATCHED: dict[str, tuple[str, ...] | None] = {
     "openai_connexion": (
         "organisation_id",
         "openai_api_key",
+        "openai_organisation_id",
+        "openai_project_id",
         "openai_actif",
         "openai_statut_connexion",
         "openai_modeles_autorises",
