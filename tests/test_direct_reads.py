@@ -169,3 +169,16 @@ def test_row_level_security_holds_on_the_direct_path(
         assert keys == []
         active = views.active_model(direct, direct.identity)
     assert active is not None and active.model == "gpt-4o-mini"
+
+
+def test_urls_read_as_sqlalchemy_reads_them() -> None:
+    from sqlalchemy.engine import make_url
+
+    from aipilot.db.urls import describe_url, password, sqlite_path
+
+    for url in ("sqlite:////tmp/a#b.db", "sqlite:///rel/x.db", "sqlite:////tmp/sp%20ace.db"):
+        assert sqlite_path(url) == make_url(url).database
+    pg = "postgresql+psycopg://u:p%23ss@db.example:6543/prod%2Db?sslmode=require"
+    assert password(pg) == make_url(pg).password == "p#ss"
+    assert describe_url(pg) == "PostgreSQL database 'prod-b' on db.example:6543"
+    assert describe_url("postgresql+psycopg://u@/x") == "PostgreSQL database 'x' on localhost"

@@ -24,6 +24,9 @@ from aipilot.services.runtime import Context, connect
 from tests.conftest import MASTER_KEY, CliFn
 from tests.fakeprovider import FakeProvider
 from tests.providers_catalog import activate_directly, point_catalog_at, sql
+from tests.test_schema_postgres import pg_url, tester_url
+
+__all__ = ["pg_url", "tester_url"]  # fixtures shared with test_schema_postgres
 
 HI = assist.AssistRequest(messages=assist.user_message("hi"))
 
@@ -224,3 +227,69 @@ def test_only_the_usage_row_skips_the_wait_for_the_disk(ctx: Context) -> None:
             assert session.connection().exec_driver_sql(query).scalar() == durable_value
         with ctx.db.connection() as conn:
             assert conn.exec_driver_sql(query).scalar() == durable_value
+
+
+def switch(database_url: str, model: str) -> None:
+    """What another client does: flip alice's active row to an existing config of ``model``."""
+    sql(database_url, "UPDATE ai_provider_configs SET is_active = :f", f=False)
+    sql(
+        database_url,
+        "UPDATE ai_provider_configs SET is_active = :t WHERE model_name = :m",
+        t=True,
+        m=model,
+    )
+
+
+def test_without_its_row_or_going_back_the_generation_caches_nothing_stale(
+    ctx: Context, database_url: str
+) -> None:
+    """A missing counter row means no caching at all; a counter seen going back (a backup
+    restored under a running server) drops every entry rather than matching an old one."""
+    activate_directly(database_url, "openai", "gpt-4o")
+    switch(database_url, "gpt-4o-mini")
+    assert assist.ask(ctx, HI).model == "gpt-4o-mini"
+    high = generation(database_url)
+    sql(database_url, "DELETE FROM aipilot_config_generation")
+    switch(database_url, "gpt-4o")
+    assert assist.ask(ctx, HI).model == "gpt-4o"
+    switch(database_url, "gpt-4o-mini")
+    assert assist.ask(ctx, HI).model == "gpt-4o-mini"  # the triggers bumped nothing: no row
+    sql(
+        database_url,
+        "INSERT INTO aipilot_config_generation (id, generation) VALUES (1, :g)",
+        g=high,
+    )
+    assert assist.ask(ctx, HI).model == "gpt-4o-mini"  # now cached under `high`
+    sql(database_url, "UPDATE aipilot_config_generation SET generation = 1")  # back in time
+    assert assist.ask(ctx, HI).model == "gpt-4o-mini"  # generation 1: the entry is dropped
+    sql(database_url, "UPDATE ai_provider_configs SET is_active = :f", f=False)  # 1 → 2
+    sql(database_url, "UPDATE aipilot_config_generation SET generation = :g", g=high)
+    with pytest.raises(NotConfiguredError):  # `high` again, and nothing stale answers to it
+        assist.ask(ctx, HI)
+
+
+def test_a_wrong_model_name_is_refused_before_the_key_is_needed(
+    ctx: Context, cli: CliFn, fake: FakeProvider
+) -> None:
+    assert cli("keys", "delete", "openai", "--yes").exit_code == 0
+    for _ in range(2):  # cold, then with the generation unchanged
+        with pytest.raises(assist.ModelNotServedError):
+            assist.ask(ctx, replace(HI, model="gpt-4o"))
+    with pytest.raises(NotConfiguredError):
+        assist.ask(ctx, replace(HI, model="gpt-4o-mini"))
+    assert fake.requests == []
+
+
+def test_only_the_triggers_change_the_generation(
+    ctx: Context, backend: str, request: pytest.FixtureRequest, database_url: str
+) -> None:
+    """PostgreSQL: a role of the apps (member of authenticated, not the owner) reads the
+    number but cannot change it, even with write privileges on every table."""
+    if backend != "postgresql":
+        pytest.skip("roles and row-level security are PostgreSQL's")
+    tester = request.getfixturevalue("tester_url")
+    before = generation(database_url)
+    assert sql(tester, "SELECT generation FROM aipilot_config_generation")[0][0] == before
+    sql(tester, "UPDATE aipilot_config_generation SET generation = 0")
+    sql(tester, "DELETE FROM aipilot_config_generation")
+    assert generation(database_url) == before

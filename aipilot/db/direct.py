@@ -15,6 +15,7 @@ own words; so does an unreachable PostgreSQL server, with the same message that 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -54,22 +55,33 @@ class Direct:
             names = [column[0] for column in cursor.description or ()]
             return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
         except Exception as exc:
-            raise self._translated(exc) from exc
+            translated = self._translated(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
 
     def _translated(self, exc: Exception) -> Exception:
-        if isinstance(exc, sqlite3.OperationalError) or type(exc).__name__ == "OperationalError":
+        """As :func:`aipilot.db.engine.translate_db_errors` words the same failures."""
+        if self.dialect == "postgresql":
+            import psycopg
+
+            if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+                return unusable(self._url, exc)
+        elif isinstance(exc, sqlite3.OperationalError):
             return unusable(self._url, exc)
-        if type(exc) is sqlite3.DatabaseError:
+        elif type(exc) is sqlite3.DatabaseError:  # "file is not a database"
             return unusable(self._url, exc, hint=NOT_OURS_HINT)
         return exc  # anything else is a bug of ours, reported as one
 
     def close(self) -> None:
-        try:
+        """End the read transaction and let the connection go; never raises (a failure
+        here must not hide the error that may have ended the reads; nothing was written)."""
+        with contextlib.suppress(Exception):
             if self.dialect == "postgresql":
                 self._conn.rollback()
             else:
-                self._conn.execute("COMMIT")
-        finally:
+                self._conn.execute("ROLLBACK")
+        with contextlib.suppress(Exception):
             self._conn.close()
 
     def __enter__(self) -> Direct:
@@ -85,7 +97,11 @@ class Direct:
 
 
 def open_direct(url: str, user: str) -> Direct | None:
-    """A read transaction as ``user`` without SQLAlchemy, or None (use the usual path)."""
+    """A read transaction as ``user`` without SQLAlchemy, or None (use the usual path).
+
+    A database that cannot be used (unreachable, locked past the busy timeout, not a
+    database) raises the DatabaseError the usual path would raise, without trying twice.
+    """
     try:
         if backend(url) == "sqlite":
             handle = Direct(_sqlite(url), "sqlite", url)
@@ -97,9 +113,12 @@ def open_direct(url: str, user: str) -> Direct | None:
         return None
     try:
         _check(handle, user)
-    except Exception:  # Unavailable, or any failure: the usual path will say what it is
+    except Unavailable:
         handle.close()
         return None
+    except BaseException:
+        handle.close()
+        raise
     return handle
 
 
@@ -135,7 +154,12 @@ def _postgres(url: str) -> Any:
 
 def _check(handle: Direct, user: str) -> None:
     """The schema revision, then the user; on PostgreSQL the user's claims for RLS."""
-    revision = handle.rows("SELECT version_num FROM alembic_version")
+    try:
+        revision = handle.rows("SELECT version_num FROM alembic_version")
+    except Exception as exc:
+        if _no_such_table(exc):
+            raise Unavailable("no schema") from exc
+        raise
     if [r["version_num"] for r in revision] != [HEAD_REVISION]:
         raise Unavailable("schema revision")
     identity = find_user(handle, user)
@@ -145,3 +169,11 @@ def _check(handle: Direct, user: str) -> None:
         claims = json.dumps({"sub": str(identity.user_id), "role": "authenticated"})
         handle.rows("SELECT set_config('request.jwt.claims', :claims, true)", claims=claims)
     handle.identity = identity
+
+
+def _no_such_table(exc: BaseException) -> bool:
+    """SQLite's "no such table" (wrapped in a DatabaseError by rows()), PostgreSQL's 42P01."""
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    if isinstance(cause, sqlite3.OperationalError):
+        return str(cause).startswith("no such table")
+    return getattr(cause, "sqlstate", None) == "42P01"

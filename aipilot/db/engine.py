@@ -161,17 +161,18 @@ class Database:
             self._variants[key] = self.engine.execution_options(**options)
         return self._variants[key]
 
-    def config_generation(self) -> int:
+    def config_generation(self) -> int | None:
         """The configuration generation (migration 0003): changes whenever configuration does.
 
         One statement on a pooled connection, no identity needed: the row holds no user data.
+        None if its row is missing (nothing can be cached then).
         """
         with translate_db_errors(self), self.engine.connect() as conn:
             value = conn.exec_driver_sql(
                 "SELECT generation FROM aipilot_config_generation WHERE id = 1"
             ).scalar()
             conn.rollback()
-        return int(value or 0)
+        return None if value is None else int(value)
 
     def dispose(self) -> None:
         if self._engine is not None:

@@ -7,7 +7,7 @@ the normalised ones of :func:`aipilot.config.normalise_database_url`.
 
 from __future__ import annotations
 
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from aipilot.errors import DatabaseError
 from aipilot.redaction import redact
@@ -21,13 +21,17 @@ def backend(url: str) -> str:
     return url.split(":", 1)[0].split("+", 1)[0]
 
 
+def _split(url: str) -> SplitResult:
+    return urlsplit(url, allow_fragments=False)  # "#" may be part of a path or a password
+
+
 def sqlite_path(url: str) -> str:
     """The file of a ``sqlite:///`` URL ("" for an in-memory database)."""
-    return unquote(urlsplit(url).path[1:])
+    return unquote(_split(url).path[1:])
 
 
 def password(url: str) -> str | None:
-    found = urlsplit(url).password
+    found = _split(url).password
     return unquote(found) if found else None
 
 
@@ -35,7 +39,7 @@ def describe_url(url: str) -> str:
     """The URL without its password, for messages."""
     if backend(url) == "sqlite":
         return f"SQLite file {sqlite_path(url) or None}"
-    parts = urlsplit(url)
+    parts = _split(url)
     host = parts.hostname or "localhost"
     port = f":{parts.port}" if parts.port else ""
     database = unquote(parts.path[1:]) or None

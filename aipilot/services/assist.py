@@ -131,18 +131,27 @@ class PreparedCalls:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[tuple[uuid.UUID, str], tuple[int, _Prepared]] = {}
+        self._generation: int | None = None
+        self._entries: dict[tuple[uuid.UUID, str], _Prepared] = {}
 
     def get(self, key: tuple[uuid.UUID, str], generation: int) -> _Prepared | None:
+        """The entry, if it was stored under this generation. Any other generation (newer,
+        or older after a restore) drops every entry: no decrypted key outlives a change.
+        (A restore followed by exactly as many changes, all before the next call, would go
+        unseen: restart long-running processes after restoring a backup.)"""
         with self._lock:
-            found = self._entries.get(key)
-        return found[1] if found is not None and found[0] == generation else None
+            if generation != self._generation:
+                self._entries.clear()
+                self._generation = generation
+            return self._entries.get(key)
 
     def put(self, key: tuple[uuid.UUID, str], generation: int, prep: _Prepared) -> None:
         with self._lock:
+            if generation != self._generation:
+                return  # the configuration moved on while this was read: do not keep it
             if len(self._entries) >= self.MAX_ENTRIES:
-                self._entries.clear()  # a new generation soon replaces everything anyway
-            self._entries[key] = (generation, prep)
+                self._entries.clear()
+            self._entries[key] = prep
 
     def clear(self) -> None:
         with self._lock:
@@ -153,26 +162,28 @@ def _prepare(ctx: Context, request: AssistRequest) -> _Prepared:
     _check_request(request)
     module = module_name(request.module)
     cache = ctx.prepared
-    if cache is None:
-        prep = _read_prepared(ctx, module)
-    else:
-        key = (ctx.identity.user_id, module)
-        generation = ctx.db.config_generation()  # read first: a change after it is seen next time
-        found = cache.get(key, generation)
-        if found is None:
-            found = _read_prepared(ctx, module)
+    # the generation is read first: a change committed after it is seen on the next call
+    generation = ctx.db.config_generation() if cache is not None else None
+    key = (ctx.identity.user_id, module)
+    found = cache.get(key, generation) if cache is not None and generation is not None else None
+    if found is None:
+        found = _read_prepared(ctx, module, request.model)
+        if cache is not None and generation is not None:
             cache.put(key, generation, found)
-        prep = found
-    if request.model is not None and request.model != prep.model:
+    _check_served(request.model, found.model)
+    return found if request.system is None else replace(found, system=request.system)
+
+
+def _check_served(named: str | None, active: str) -> None:
+    if named is not None and named != active:
         raise ModelNotServedError(
-            f"the model {request.model!r} is not served: only the active model is",
+            f"the model {named!r} is not served: only the active model is",
             hint="use model 'active' (or the active model's key); switch it with "
             "`aipilot model activate`",
         )
-    return prep if request.system is None else replace(prep, system=request.system)
 
 
-def _read_prepared(ctx: Context, module: str) -> _Prepared:
+def _read_prepared(ctx: Context, module: str, named: str | None = None) -> _Prepared:
     with ctx.db.session(user_id=ctx.identity.user_id) as session:
         config = session.scalars(
             sa.select(ProviderConfig).where(
@@ -186,6 +197,7 @@ def _read_prepared(ctx: Context, module: str) -> _Prepared:
                 f"no active model for module {module!r}",
                 hint="choose one with `aipilot model activate PROVIDER MODEL`",
             )
+        _check_served(named, config.model_name)  # before the key: a wrong name is a 400
         provider = get_provider(session, config.provider_name)
         settings, api_key, connexion_id = settings_for(provider), None, None
         if provider.api_auth_method != "none":

@@ -208,6 +208,9 @@ def rotate_master(ctx: Context, new_key: vault.MasterKey | None = None) -> Rotat
 def _reencrypt_all(ctx: Context, old: vault.MasterKey, new: vault.MasterKey) -> tuple[int, int]:
     count, user_count = 0, 0
     with ctx.db.session(write=True) as session:
+        # organisations' keys first: their rows are locked before the configuration
+        # generation is (migration 0003), the order a call's quota reservation takes too
+        count += _reencrypt_org_keys(ctx, session, old, new)
         user_ids = list(session.scalars(sa.select(User.users_id)))
         for user_id in user_ids:
             if ctx.db.dialect == "postgresql":
@@ -221,7 +224,6 @@ def _reencrypt_all(ctx: Context, old: vault.MasterKey, new: vault.MasterKey) -> 
             for row in rows:  # prove every row decrypts under the new key before committing
                 open_row(row, [new])
             count, user_count = count + len(rows), user_count + bool(rows)
-        count += _reencrypt_org_keys(ctx, session, old, new)
     return count, user_count
 
 

@@ -35,17 +35,24 @@ def serialise(session: Session, ctx: Context, scope: str) -> None:
 
 
 def retry_when_locked(action: Callable[[], T], *, budget_s: float = LOCK_RETRY_S) -> T:
-    """Run a whole write transaction again while SQLite reports its write lock busy."""
+    """Run a whole write transaction again while SQLite reports its write lock busy, or
+    PostgreSQL chose it as the victim of a deadlock (both leave nothing written)."""
     deadline = time.monotonic() + budget_s
     delay = 0.05
     while True:
         try:
             return action()
         except DatabaseError as err:
-            if not _sqlite_busy(err) or time.monotonic() > deadline:
+            if not (_sqlite_busy(err) or _pg_deadlock(err)) or time.monotonic() > deadline:
                 raise
         time.sleep(random.uniform(delay / 2, delay))
         delay = min(delay * 2, 1.0)
+
+
+def _pg_deadlock(err: DatabaseError) -> bool:
+    cause = err.__cause__
+    orig = cause.orig if isinstance(cause, sa.exc.DBAPIError) else None
+    return getattr(orig, "sqlstate", None) == "40P01"
 
 
 def _sqlite_busy(err: DatabaseError) -> bool:

@@ -71,6 +71,26 @@ $f$;
 """
 
 
+# Only the triggers (SECURITY DEFINER, as the owner) change the number. Supabase grants every
+# new table in public to anon and authenticated: revoke writes, and let RLS allow reads only.
+PG_READ_ONLY = f"""
+ALTER TABLE {TABLE} ENABLE ROW LEVEL SECURITY;
+CREATE POLICY {TABLE}_read ON {TABLE} FOR SELECT USING (true);
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {TABLE} FROM PUBLIC;
+DO $$
+DECLARE r text;
+BEGIN
+  FOREACH r IN ARRAY ARRAY['anon', 'authenticated'] LOOP
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+      EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {TABLE} FROM %I', r);
+    END IF;
+  END LOOP;
+  GRANT SELECT ON {TABLE} TO authenticated;
+EXCEPTION WHEN insufficient_privilege THEN NULL;
+END $$;
+"""
+
+
 def upgrade() -> None:
     pg = op.get_bind().dialect.name == "postgresql"
     op.create_table(
@@ -83,10 +103,7 @@ def upgrade() -> None:
     op.execute(f"INSERT INTO {TABLE} (id, generation) VALUES (1, 0)")
     if pg:
         op.execute(PG_FUNCTION)
-        op.execute(
-            f"DO $$ BEGIN GRANT SELECT ON {TABLE} TO authenticated; "
-            "EXCEPTION WHEN insufficient_privilege THEN NULL; END $$"
-        )
+        op.execute(PG_READ_ONLY)
     for table, columns in WATCHED.items():
         update = f"UPDATE OF {', '.join(columns)}" if columns else "UPDATE"
         if pg:
