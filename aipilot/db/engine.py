@@ -135,9 +135,9 @@ class Database:
     ) -> Iterator[Connection]:
         """One transaction on a Core connection, for hot paths that need no ORM objects.
 
-        ``durable=False`` is for records that may be lost in a power cut or an OS crash (never
-        in a process crash), for the sake of not waiting for the disk: the usage row written
-        after every call. SQLite commits it with ``synchronous=NORMAL`` (WAL: no fsync; the
+        ``durable=False`` is for records that may be lost in a power cut, an OS crash or a
+        crash of the PostgreSQL server (never in a crash of this process), for the sake of not
+        waiting for the disk: the usage row written after every call. SQLite commits it with ``synchronous=NORMAL`` (WAL: no fsync; the
         next durable commit or checkpoint syncs it, in order), PostgreSQL with
         ``synchronous_commit = off``. Every other transaction stays fully durable.
         """
