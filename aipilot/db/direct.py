@@ -10,7 +10,9 @@ path), a 5 s connect timeout, SQLite's 10 s busy timeout.
 It only takes the common case. When anything is unusual (no database file yet, no schema,
 another revision, an unknown user, an in-memory or ``file:`` URL), :func:`open_direct`
 returns None and the command runs on the SQLAlchemy path, which reports the problem in its
-own words; so does an unreachable PostgreSQL server, with the same message that path gives.
+own words. A database that cannot be used at all (an unreachable server, a file locked past
+the busy timeout, a file that is not a database) fails here at once, with the message that
+path would give (:mod:`aipilot.db.urls`), rather than after a second wait.
 """
 
 from __future__ import annotations

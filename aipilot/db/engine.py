@@ -137,9 +137,10 @@ class Database:
 
         ``durable=False`` is for records that may be lost in a power cut, an OS crash or a
         crash of the PostgreSQL server (never in a crash of this process), for the sake of not
-        waiting for the disk: the usage row written after every call. SQLite commits it with ``synchronous=NORMAL`` (WAL: no fsync; the
-        next durable commit or checkpoint syncs it, in order), PostgreSQL with
-        ``synchronous_commit = off``. Every other transaction stays fully durable.
+        waiting for the disk: the usage row written after every call. SQLite commits it with
+        ``synchronous=NORMAL`` (WAL: no fsync; the next durable commit or checkpoint syncs it,
+        in order), PostgreSQL with ``synchronous_commit = off``. Every other transaction stays
+        fully durable.
         """
         bind = self._bind(write, durable=durable)
         with self._writer(write), translate_db_errors(self), bind.begin() as conn:
