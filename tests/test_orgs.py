@@ -294,6 +294,24 @@ def test_org_calls_name_the_openai_organisation_and_project(
     assert (checked["openai-organization"], checked["openai-project"]) == ("org-acme", "proj_42")
 
 
+def test_an_unusable_organisation_or_project_id_is_refused_before_the_call(
+    cli: CliFn, fake: FakeProvider, database_url: str, org: str
+) -> None:
+    sql(database_url, "UPDATE openai_connexion SET openai_organisation_id = '   '")
+    assert cli("ask", "hi", user="bob").exit_code == 0  # blank: no header at all
+    assert "openai-organization" not in chats(fake)[-1].headers
+    for bad in ("proj_é", "proj_1\nX-Injected: 1"):
+        sql(database_url, "UPDATE openai_connexion SET openai_project_id = :v", v=bad)
+        before = len(fake.requests)
+        refused = cli("ask", "hi", user="bob")
+        assert refused.exit_code == ExitCode.NOT_CONFIGURED, refused.stderr
+        assert "openai_project_id" in refused.stderr and "Traceback" not in refused.stderr
+        assert len(fake.requests) == before  # nothing sent
+        tested = cli("org-openai", "test", "acme")
+        assert tested.exit_code == ExitCode.NOT_CONFIGURED and len(fake.requests) == before
+    assert connexion(database_url)["openai_usage_quotidien"] == 1  # only the first call
+
+
 def test_model_not_allowed_is_refused_before_the_call(
     cli: CliFn, fake: FakeProvider, database_url: str, org: str
 ) -> None:

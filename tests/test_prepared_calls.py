@@ -9,6 +9,7 @@ SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -243,25 +244,24 @@ def switch(database_url: str, model: str) -> None:
 def test_without_its_row_or_going_back_the_generation_caches_nothing_stale(
     ctx: Context, database_url: str
 ) -> None:
-    """A missing counter row means no caching at all; a counter seen going back (a backup
-    restored under a running server) drops every entry rather than matching an old one."""
+    """A missing counter row means no caching at all, and forgets what was cached; a
+    counter seen going back (a backup restored under a running server) drops every entry
+    rather than matching an old one."""
     activate_directly(database_url, "openai", "gpt-4o")
     switch(database_url, "gpt-4o-mini")
-    assert assist.ask(ctx, HI).model == "gpt-4o-mini"
+    assert assist.ask(ctx, HI).model == "gpt-4o-mini"  # cached under `high`
     high = generation(database_url)
     sql(database_url, "DELETE FROM aipilot_config_generation")
-    switch(database_url, "gpt-4o")
+    switch(database_url, "gpt-4o")  # the triggers bump nothing: there is no row
     assert assist.ask(ctx, HI).model == "gpt-4o"
-    switch(database_url, "gpt-4o-mini")
-    assert assist.ask(ctx, HI).model == "gpt-4o-mini"  # the triggers bumped nothing: no row
     sql(
         database_url,
         "INSERT INTO aipilot_config_generation (id, generation) VALUES (1, :g)",
         g=high,
     )
-    assert assist.ask(ctx, HI).model == "gpt-4o-mini"  # now cached under `high`
+    assert assist.ask(ctx, HI).model == "gpt-4o"  # not the entry cached before the delete
     sql(database_url, "UPDATE aipilot_config_generation SET generation = 1")  # back in time
-    assert assist.ask(ctx, HI).model == "gpt-4o-mini"  # generation 1: the entry is dropped
+    assert assist.ask(ctx, HI).model == "gpt-4o"  # generation 1: the entry is dropped
     sql(database_url, "UPDATE ai_provider_configs SET is_active = :f", f=False)  # 1 → 2
     sql(database_url, "UPDATE aipilot_config_generation SET generation = :g", g=high)
     with pytest.raises(NotConfiguredError):  # `high` again, and nothing stale answers to it
@@ -293,3 +293,48 @@ def test_only_the_triggers_change_the_generation(
     sql(tester, "UPDATE aipilot_config_generation SET generation = 0")
     sql(tester, "DELETE FROM aipilot_config_generation")
     assert generation(database_url) == before
+
+
+def test_two_writers_locking_rows_in_opposite_orders_do_not_deadlock(
+    database_url: str, backend: str
+) -> None:
+    """PostgreSQL: the counter is bumped at COMMIT (a deferred constraint trigger), so it is
+    the last lock a writer takes. Bumped at each statement instead, A holds the counter
+    after its first row and waits for B's row, while B (which locked that row first, as a
+    quota reservation does) waits for the counter: a deadlock."""
+    if backend != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    import threading
+
+    import sqlalchemy as sa
+
+    from aipilot.config import normalise_database_url
+
+    engine = sa.create_engine(normalise_database_url(database_url))
+    touch = sa.text("UPDATE ai_providers SET provider_name = provider_name WHERE provider_key = :k")
+    lock = sa.text("SELECT 1 FROM ai_providers WHERE provider_key = :k FOR UPDATE")
+    before = generation(database_url)
+    errors: list[BaseException] = []
+    with engine.connect() as a, engine.connect() as b:
+        a.execute(touch, {"k": "openai"})  # A: a watched row
+        b.execute(lock, {"k": "mistral"})  # B: locks another, not changed yet
+
+        def a_takes_the_second_row() -> None:
+            try:
+                a.execute(touch, {"k": "mistral"})  # waits for B
+                a.commit()
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        waiter = threading.Thread(target=a_takes_the_second_row)
+        waiter.start()
+        time.sleep(0.5)
+        try:
+            b.execute(touch, {"k": "mistral"})  # B changes its row: a bump
+            b.commit()
+        except BaseException as exc:
+            errors.append(exc)
+        waiter.join(30)
+    engine.dispose()
+    assert [type(e).__name__ for e in errors] == []
+    assert generation(database_url) >= before + 3  # A's two rows and B's one

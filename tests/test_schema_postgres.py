@@ -131,6 +131,7 @@ def test_seed_tables_match_the_seed_ddl(pg_url: str) -> None:
         "trg_set_created_audit_fields_openai_connexion",
         "trg_update_audit_fields_openai_connexion",
         "aipilot_config_generation",  # ours (migration 0003), beside the seed's two
+        "aipilot_config_generation_truncate",
     }
     assert {
         "ai_user_models_flut.ai_user_models_flut_select_own",

@@ -134,20 +134,21 @@ class PreparedCalls:
         self._generation: int | None = None
         self._entries: dict[tuple[uuid.UUID, str], _Prepared] = {}
 
-    def get(self, key: tuple[uuid.UUID, str], generation: int) -> _Prepared | None:
+    def get(self, key: tuple[uuid.UUID, str], generation: int | None) -> _Prepared | None:
         """The entry, if it was stored under this generation. Any other generation (newer,
-        or older after a restore) drops every entry: no decrypted key outlives a change.
-        (A restore followed by exactly as many changes, all before the next call, would go
-        unseen: restart long-running processes after restoring a backup.)"""
+        older after a restore, or None when the counter's row is missing) drops every entry:
+        no decrypted key outlives a change. (A restore followed by exactly as many changes,
+        all before the next call, would go unseen: restart long-running processes after
+        restoring a backup.)"""
         with self._lock:
             if generation != self._generation:
                 self._entries.clear()
                 self._generation = generation
             return self._entries.get(key)
 
-    def put(self, key: tuple[uuid.UUID, str], generation: int, prep: _Prepared) -> None:
+    def put(self, key: tuple[uuid.UUID, str], generation: int | None, prep: _Prepared) -> None:
         with self._lock:
-            if generation != self._generation:
+            if generation is None or generation != self._generation:
                 return  # the configuration moved on while this was read: do not keep it
             if len(self._entries) >= self.MAX_ENTRIES:
                 self._entries.clear()
@@ -162,13 +163,15 @@ def _prepare(ctx: Context, request: AssistRequest) -> _Prepared:
     _check_request(request)
     module = module_name(request.module)
     cache = ctx.prepared
-    # the generation is read first: a change committed after it is seen on the next call
-    generation = ctx.db.config_generation() if cache is not None else None
     key = (ctx.identity.user_id, module)
-    found = cache.get(key, generation) if cache is not None and generation is not None else None
+    found, generation = None, None
+    if cache is not None:
+        # read first: a change committed after it is seen on the next call
+        generation = ctx.db.config_generation()
+        found = cache.get(key, generation)
     if found is None:
         found = _read_prepared(ctx, module, request.model)
-        if cache is not None and generation is not None:
+        if cache is not None:
             cache.put(key, generation, found)
     _check_served(request.model, found.model)
     return found if request.system is None else replace(found, system=request.system)

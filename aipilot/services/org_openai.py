@@ -376,12 +376,24 @@ def _record_test(ctx: Context, ok: bool, ms: int, error: str | None) -> None:
 
 def org_headers(row: OpenAIConnexion) -> dict[str, str]:
     """The connection's OpenAI organisation and project ids, as OpenAI's headers (when set):
-    with a key that belongs to several organisations or projects, they pick the one billed."""
+    with a key that belongs to several organisations or projects, they pick the one billed.
+    The seed's app writes these columns: a value no HTTP header can carry is refused here,
+    before any call or quota, rather than failing inside the HTTP client."""
     headers = {}
-    if row.openai_organisation_id:
-        headers["OpenAI-Organization"] = row.openai_organisation_id.strip()
-    if row.openai_project_id:
-        headers["OpenAI-Project"] = row.openai_project_id.strip()
+    for column, header in (
+        ("openai_organisation_id", "OpenAI-Organization"),
+        ("openai_project_id", "OpenAI-Project"),
+    ):
+        value = (getattr(row, column) or "").strip()
+        if not value:
+            continue
+        if not (value.isascii() and value.isprintable()):
+            raise NotConfiguredError(
+                f"the organisation's OpenAI connection has an unusable {column} "
+                "(non-ASCII or control characters)",
+                hint=f"correct openai_connexion.{column} (OpenAI ids look like org-… / proj_…)",
+            )
+        headers[header] = value
     return headers
 
 

@@ -107,11 +107,18 @@ def upgrade() -> None:
     for table, columns in WATCHED.items():
         update = f"UPDATE OF {', '.join(columns)}" if columns else "UPDATE"
         if pg:
-            # one bump per statement, however many rows it touches
+            # deferred to COMMIT: the counter row is then the last lock a transaction takes,
+            # so two writers can never hold it and each other's rows in opposite orders (an
+            # immediate trigger deadlocked `keys rotate-master` against a quota reservation)
             op.execute(
-                f"CREATE TRIGGER aipilot_config_generation AFTER INSERT OR {update} OR DELETE "
-                f"OR TRUNCATE ON {table} FOR EACH STATEMENT "
+                f"CREATE CONSTRAINT TRIGGER aipilot_config_generation "
+                f"AFTER INSERT OR {update} OR DELETE ON {table} "
+                "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
                 "EXECUTE FUNCTION public.aipilot_bump_config_generation()"
+            )
+            op.execute(
+                f"CREATE TRIGGER aipilot_config_generation_truncate AFTER TRUNCATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION public.aipilot_bump_config_generation()"
             )
             continue
         for event, when in (("ins", "INSERT"), ("upd", update), ("del", "DELETE")):
@@ -126,6 +133,7 @@ def downgrade() -> None:
     for table in WATCHED:
         if pg:
             op.execute(f"DROP TRIGGER IF EXISTS aipilot_config_generation ON {table}")
+            op.execute(f"DROP TRIGGER IF EXISTS aipilot_config_generation_truncate ON {table}")
             continue
         for event in ("ins", "upd", "del"):
             op.execute(f"DROP TRIGGER IF EXISTS aipilot_config_generation_{table}_{event}")
