@@ -154,10 +154,6 @@ class PreparedCalls:
                 self._entries.clear()
             self._entries[key] = prep
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
 
 def _prepare(ctx: Context, request: AssistRequest) -> _Prepared:
     _check_request(request)

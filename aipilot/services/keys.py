@@ -22,7 +22,7 @@ from aipilot.errors import AipilotError, UsageError
 from aipilot.services import calls, credentials, views
 from aipilot.services.catalog import active_providers, get_provider, settings_for
 from aipilot.services.runtime import Context
-from aipilot.services.sealing import forget_master_keys, master_keys, open_row
+from aipilot.services.sealing import forget_master_keys, master_keys, open_row, unseal_with
 from aipilot.services.views import KeyStatus
 
 
@@ -33,6 +33,7 @@ class KeyTestResult:
     latency_ms: int
     error: str | None = None
     error_code: str | None = None
+    auth_failed: bool = False  # the provider refused the key itself (not an outage)
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,10 @@ def key_status(ctx: Context, provider_key: str | None = None) -> list[KeyStatus]
         return views.key_states(SessionReader(session), ctx.identity, provider_key)
 
 
-def _check(settings: object, secret: str) -> KeyTestResult:
+def check_key(settings: object, secret: str) -> KeyTestResult:
+    """The provider's cheapest authenticated call with this key (user's or organisation's)."""
     from aipilot.providers import ProviderSettings, client_for
+    from aipilot.providers.errors import ProviderAuthError
 
     assert isinstance(settings, ProviderSettings)
     started = time.monotonic()
@@ -80,7 +83,8 @@ def _check(settings: object, secret: str) -> KeyTestResult:
     except AipilotError as err:
         ms = int((time.monotonic() - started) * 1000)
         out = calls.outcome_of_error(err, latency_ms=ms, secrets=[secret])
-        return KeyTestResult(settings.provider_key, False, ms, out.error, out.error_code)
+        refused = isinstance(err, ProviderAuthError)
+        return KeyTestResult(settings.provider_key, False, ms, out.error, out.error_code, refused)
     return KeyTestResult(settings.provider_key, True, int((time.monotonic() - started) * 1000))
 
 
@@ -121,13 +125,13 @@ def _concurrently(jobs: list[tuple[object, str]]) -> list[KeyTestResult]:
     """Run the checks side by side in daemon threads: Ctrl-C returns at once instead of
     waiting for a slow provider (a thread pool's exit, and the interpreter's, would)."""
     if len(jobs) <= 1:
-        return [_check(*job) for job in jobs]
+        return [check_key(*job) for job in jobs]
     results: list[KeyTestResult | None] = [None] * len(jobs)
     crashes: list[BaseException] = []
 
     def work(index: int, settings: object, secret: str) -> None:
         try:
-            results[index] = _check(settings, secret)
+            results[index] = check_key(settings, secret)
         except BaseException as exc:  # re-raised in the calling thread below
             crashes.append(exc)
 
@@ -241,8 +245,7 @@ def _reencrypt_org_keys(
     for row in rows:
         owner = credentials.org_key_owner(row.organisation_id)
         sealed = vault.Sealed.from_text(row.openai_api_key or "")
-        mk = new if sealed.key_id == new.key_id else old
-        secret = vault.unseal(mk, sealed, user_id=owner, provider_key="openai")
+        secret = unseal_with([old, new], sealed, owner=owner, provider="openai")
         row.openai_api_key = vault.seal(new, secret, user_id=owner, provider_key="openai").to_text()
         vault.unseal(
             new, vault.Sealed.from_text(row.openai_api_key), user_id=owner, provider_key="openai"

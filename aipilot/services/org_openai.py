@@ -21,7 +21,6 @@ status is ``active`` or ``quota_exceeded`` (re-checked at each call by the quota
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -35,17 +34,16 @@ from aipilot import vault
 from aipilot.db.identity import Identity
 from aipilot.db.models import OpenAIConnexion, Organisation, User
 from aipilot.errors import (
-    AipilotError,
     NotConfiguredError,
     PermissionDeniedError,
     UsageError,
 )
 from aipilot.redaction import hint, redact
-from aipilot.services import calls, credentials, locks, quotas
+from aipilot.services import calls, credentials, keys, locks, quotas
 from aipilot.services.catalog import get_provider, settings_for
 from aipilot.services.orgs import find_org
 from aipilot.services.runtime import Context
-from aipilot.services.sealing import master_keys
+from aipilot.services.sealing import master_keys, unseal_with
 from aipilot.services.validate import model_key
 
 if TYPE_CHECKING:
@@ -321,22 +319,6 @@ def _require_member_or_admin(session: Session, identity: Identity, org: Organisa
 
 
 # ---------------------------------------------------------------- testing the key
-def _check(settings: Any, secret: str) -> tuple[bool, int, str | None, bool]:
-    """(ok, latency, redacted error, authentication failure) of the cheapest call."""
-    from aipilot.providers import client_for
-    from aipilot.providers.errors import ProviderAuthError
-
-    started = time.monotonic()
-    try:
-        with client_for(settings, secret) as client:
-            client.check_key()
-    except AipilotError as err:
-        ms = int((time.monotonic() - started) * 1000)
-        error = calls.outcome_of_error(err, latency_ms=ms, secrets=[secret]).error
-        return False, ms, error, isinstance(err, ProviderAuthError)
-    return True, int((time.monotonic() - started) * 1000), None, False
-
-
 def test_connexion(ctx: Context, org_name: str) -> ConnexionTest:
     """Check the key against the catalog's openai provider; record status, sync and error.
 
@@ -351,7 +333,8 @@ def test_connexion(ctx: Context, org_name: str) -> ConnexionTest:
         settings = with_headers(
             settings_for(get_provider(session, PROVIDER, require_active=False)), org_headers(row)
         )
-    ok, ms, error, auth_failed = _check(settings, secret)
+    result = keys.check_key(settings, secret)
+    ok, ms, error, auth_failed = result.ok, result.latency_ms, result.error, result.auth_failed
 
     def change(row: OpenAIConnexion) -> dict[str, Any]:
         before = row.openai_statut_connexion
@@ -410,11 +393,8 @@ def _open(row: OpenAIConnexion) -> str:
             hint="an admin stores one with `aipilot org-openai set-key ORG`",
         )
     sealed = vault.Sealed.from_text(row.openai_api_key)
-    keys = master_keys()
-    mk = next((k for k in keys if k.key_id == sealed.key_id), keys[0])
-    return vault.unseal(
-        mk, sealed, user_id=credentials.org_key_owner(row.organisation_id), provider_key=PROVIDER
-    )
+    owner = credentials.org_key_owner(row.organisation_id)
+    return unseal_with(master_keys(), sealed, owner=owner, provider=PROVIDER)
 
 
 # ---------------------------------------------------------------- the call path

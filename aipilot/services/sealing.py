@@ -77,8 +77,15 @@ def sealed_of(row: SealedRow) -> vault.Sealed:
         ) from exc
 
 
-def open_row(row: SealedRow, keys: list[vault.MasterKey]) -> str:
-    """Decrypt with the master key whose id the row records (current or rotation-pending)."""
-    sealed = sealed_of(row)
+def unseal_with(
+    keys: list[vault.MasterKey], sealed: vault.Sealed, *, owner: str, provider: str
+) -> str:
+    """Decrypt with the master key whose id ``sealed`` records (current or rotation-pending);
+    with none of them, the current one, whose mismatch error says what happened."""
     mk = next((k for k in keys if k.key_id == sealed.key_id), keys[0])
-    return vault.unseal(mk, sealed, user_id=str(row.user_id), provider_key=row.provider_key)
+    return vault.unseal(mk, sealed, user_id=owner, provider_key=provider)
+
+
+def open_row(row: SealedRow, keys: list[vault.MasterKey]) -> str:
+    """A user's stored key, decrypted."""
+    return unseal_with(keys, sealed_of(row), owner=str(row.user_id), provider=row.provider_key)
