@@ -27,6 +27,7 @@ from aipilot.server import functions, openai_api
 from aipilot.server.auth import Authenticator
 from aipilot.server.common import ServerState, server_state
 from aipilot.server.config import ServerConfig
+from aipilot.server.jwks import JwksCache
 from aipilot.server.limits import BodyLimitMiddleware
 from aipilot.services.assist import PreparedCalls
 
@@ -105,6 +106,13 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         middleware=middleware,
         lifespan=_lifespan,
     )
-    auth = Authenticator(db, jwt_secret=config.jwt_secret, cache_s=config.auth_cache_s)
+    auth = Authenticator(
+        db,
+        jwt_secret=config.jwt_secret,
+        cache_s=config.auth_cache_s,
+        jwks=JwksCache(config.jwks_url) if config.jwks_url else None,
+        audiences=config.jwt_audiences,
+        issuer=config.jwt_issuer,
+    )
     app.state.aipilot = ServerState(config=config, db=db, auth=auth, prepared=PreparedCalls())
     return app

@@ -6,14 +6,19 @@ import os
 from dataclasses import dataclass
 
 from aipilot.config import Settings, env_flag
+from aipilot.errors import UsageError
 
 INTERNAL_TOKEN_ENV = "AIPILOT_INTERNAL_TOKEN"
 JWT_SECRET_ENV = "AIPILOT_JWT_SECRET"
+JWKS_URL_ENV = "AIPILOT_JWKS_URL"
+JWT_AUDIENCE_ENV = "AIPILOT_JWT_AUDIENCE"
+JWT_ISSUER_ENV = "AIPILOT_JWT_ISSUER"
 CORS_ENV = "AIPILOT_CORS_ORIGINS"
 AUTH_CACHE_ENV = "AIPILOT_AUTH_CACHE_SECONDS"
 MAX_BODY_ENV = "AIPILOT_MAX_BODY_BYTES"
 DEFAULT_AUTH_CACHE_S = 30.0
 DEFAULT_MAX_BODY = 1024 * 1024
+DEFAULT_JWT_AUDIENCES = ("authenticated",)
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,9 @@ class ServerConfig:
     auth_cache_s: float
     max_body_bytes: int
     debug: bool
+    jwks_url: str | None = None
+    jwt_audiences: tuple[str, ...] = DEFAULT_JWT_AUDIENCES
+    jwt_issuer: str | None = None
 
     @classmethod
     def from_env(cls) -> ServerConfig:
@@ -37,4 +45,23 @@ class ServerConfig:
             auth_cache_s=float(os.environ.get(AUTH_CACHE_ENV, DEFAULT_AUTH_CACHE_S)),
             max_body_bytes=int(os.environ.get(MAX_BODY_ENV, DEFAULT_MAX_BODY)),
             debug=env_flag("AIPILOT_DEBUG"),
+            jwks_url=_jwks_url(),
+            jwt_audiences=_audiences(),
+            jwt_issuer=os.environ.get(JWT_ISSUER_ENV, "").strip() or None,
         )
+
+
+def _jwks_url() -> str | None:
+    url = os.environ.get(JWKS_URL_ENV, "").strip()
+    if url and not url.startswith(("https://", "http://")):
+        raise UsageError(
+            f"{JWKS_URL_ENV} must be an http(s) URL",
+            hint="e.g. https://<project-ref>.supabase.co/auth/v1/.well-known/jwks.json",
+        )
+    return url or None
+
+
+def _audiences() -> tuple[str, ...]:
+    """``AIPILOT_JWT_AUDIENCE``: comma-separated; unset or blank means ``authenticated``."""
+    found = tuple(a.strip() for a in os.environ.get(JWT_AUDIENCE_ENV, "").split(",") if a.strip())
+    return found or DEFAULT_JWT_AUDIENCES
