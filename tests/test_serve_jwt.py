@@ -1,102 +1,54 @@
 """Issue 13: Supabase Auth access tokens as Supabase signs them today (ES256/RS256 via JWKS).
 
-Keys are generated here (EC P-256, RSA 2048); a tiny HTTP server on 127.0.0.1 publishes
-them as a JWKS and counts how often it is fetched. Most cases drive a real `aipilot serve`
-process; the refetch rules (interval, rotation, maximum age) run the real Authenticator
-in-process against the same kind of JWKS server with a short interval. Last, the real
-supabase-js (installed from npm when node and npm exist) calls an Edge Function route.
+Keys are generated per run (EC P-256, RSA 2048); a tiny HTTP server on 127.0.0.1 publishes
+them as a JWKS and counts how often it is fetched (tests/fakejwks.py). Most cases drive a
+real `aipilot serve` process; the refetch rules (interval, rotation, maximum age) run the
+real Authenticator in-process against the same kind of JWKS server with a short interval.
+Last, the real supabase-js (installed from npm when node and npm exist, tests/supabase_js.py)
+calls an Edge Function route of the server.
 """
 
 from __future__ import annotations
 
-import base64
-import fcntl
-import hashlib
-import hmac
 import json
 import math
-import shutil
-import socket
-import subprocess
-import threading
 import time
 import uuid
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from aipilot.db.engine import Database
 from aipilot.server.auth import Authenticator
 from aipilot.server.jwks import JwksCache
 from aipilot.services.tokens import InvalidTokenError
+from tests import supabase_js as supabase_js_client
 from tests.conftest import CliFn
+from tests.fakejwks import (
+    DROP,
+    ISSUER,
+    JwksServer,
+    SigningKey,
+    SilentServer,
+    anon_key,
+    b64,
+    claims,
+    es_key,
+    forged,
+    hmac_token,
+    rs_key,
+)
 from tests.serve_support import ServeProcess, free_port, user_id
 
-PROJECT = "https://abcdefghijklmnopqrst.supabase.co"
-ISSUER = f"{PROJECT}/auth/v1"
 SECRET = "legacy-jwt-secret-" + uuid.uuid4().hex + uuid.uuid4().hex  # 82 bytes, fit for HS512
 KEYS = "/functions/v1/ai-keys-manager"
 STATUS = {"action": "get-status"}
-DROP = object()  # a claim to leave out
-
-
-# ---------------------------------------------------------------- keys and tokens
-@dataclass(frozen=True)
-class SigningKey:
-    kid: str
-    alg: str
-    private: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-
-    def jwk(self, *, private: bool = False) -> dict[str, Any]:
-        """The public half as Supabase publishes it (``private``: with the secret part too)."""
-        ec_key = isinstance(self.private, ec.EllipticCurvePrivateKey)
-        algorithm = jwt.algorithms.ECAlgorithm if ec_key else jwt.algorithms.RSAAlgorithm
-        key = self.private if private else self.private.public_key()
-        found: dict[str, Any] = algorithm.to_jwk(key, as_dict=True)
-        return {
-            **found,
-            "kid": self.kid,
-            "alg": self.alg,
-            "use": "sig",
-            "key_ops": ["verify"],
-            "ext": True,
-        }
-
-    def public_pem(self) -> bytes:
-        return self.private.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-
-    def sign(self, claims: dict[str, Any], **header: Any) -> str:
-        return jwt.encode(
-            claims, self.private, algorithm=self.alg, headers={"kid": self.kid, **header}
-        )
-
-    def sign_raw(self, payload: bytes) -> str:
-        """A token whose payload is these exact bytes (JSON that PyJWT's encoder would not write)."""
-        return jwt.api_jws.encode(
-            payload, self.private, algorithm=self.alg, headers={"kid": self.kid}
-        )
-
-
-def es_key() -> SigningKey:
-    return SigningKey(
-        f"es-{uuid.uuid4().hex[:8]}", "ES256", ec.generate_private_key(ec.SECP256R1())
-    )
-
-
-def rs_key() -> SigningKey:
-    return SigningKey(f"rs-{uuid.uuid4().hex[:8]}", "RS256", rsa.generate_private_key(65537, 2048))
 
 
 @pytest.fixture(scope="session")
@@ -107,139 +59,6 @@ def es() -> SigningKey:
 @pytest.fixture(scope="session")
 def rs() -> SigningKey:
     return rs_key()
-
-
-def claims(user: str, **overrides: Any) -> dict[str, Any]:
-    """An access token's claims as Supabase Auth issues them."""
-    now = int(time.time())
-    base: dict[str, Any] = {
-        "iss": ISSUER,
-        "sub": user,
-        "aud": "authenticated",
-        "exp": now + 300,
-        "iat": now,
-        "email": "alice@example.com",
-        "phone": "",
-        "role": "authenticated",
-        "aal": "aal1",
-        "session_id": str(uuid.uuid4()),
-        "is_anonymous": False,
-    }
-    base.update(overrides)
-    return {k: v for k, v in base.items() if v is not DROP}
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def hmac_token(header: dict[str, Any], payload: dict[str, Any], key: bytes) -> str:
-    """HS256 by hand: PyJWT refuses to use a public key as an HMAC secret, an attacker does not."""
-    signing_input = b64(json.dumps(header).encode()) + "." + b64(json.dumps(payload).encode())
-    signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
-    return signing_input + "." + b64(signature)
-
-
-def forged(header: dict[str, Any], payload: dict[str, Any], key: SigningKey) -> str:
-    """Signed by ``key``'s algorithm whatever ``header`` claims (PyJWT signs by the header)."""
-    signing_input = b64(json.dumps(header).encode()) + "." + b64(json.dumps(payload).encode())
-    algorithm = jwt.algorithms.get_default_algorithms()[key.alg]
-    return signing_input + "." + b64(algorithm.sign(signing_input.encode(), key.private))
-
-
-def anon_key() -> str:
-    """The legacy anon key: an HS256 JWT with role anon and no user, valid for ten years."""
-    now = int(time.time())
-    return jwt.encode(
-        {
-            "iss": "supabase",
-            "ref": "abcdefghijklmnopqrst",
-            "role": "anon",
-            "iat": now,
-            "exp": now + 315_360_000,
-        },
-        SECRET,
-        algorithm="HS256",
-    )
-
-
-# ---------------------------------------------------------------- the JWKS servers
-class JwksServer:
-    """Publishes a JWKS on 127.0.0.1 (``status`` != 200 makes it fail) and counts fetches."""
-
-    def __init__(self, keys: list[SigningKey]) -> None:
-        self.document: dict[str, Any] = {}
-        self.status = 200
-        self.fetches = 0
-        self.publish(keys)
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                with outer._lock:
-                    outer.fetches += 1
-                    body, status = json.dumps(outer.document).encode(), outer.status
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_args: Any) -> None:
-                return None
-
-        self._lock = threading.Lock()
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._http.server_address[1]}/auth/v1/.well-known/jwks.json"
-
-    def publish(self, keys: list[SigningKey], *extra: dict[str, Any]) -> None:
-        self.document = {"keys": [k.jwk() for k in keys] + list(extra)}
-
-    def __enter__(self) -> JwksServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._http.shutdown()
-        self._http.server_close()
-
-
-class SilentServer:
-    """Accepts connections on 127.0.0.1 and never answers (a hung key server)."""
-
-    def __init__(self) -> None:
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self._sock.settimeout(0.2)
-        self._held: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}/jwks.json"
-
-    @property
-    def connections(self) -> int:
-        return len(self._held)
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._held.append(self._sock.accept()[0])
-            except TimeoutError:
-                continue
-
-    def __enter__(self) -> SilentServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        for conn in self._held:
-            conn.close()
-        self._sock.close()
 
 
 @pytest.fixture
@@ -317,7 +136,7 @@ def refused_tokens(es: SigningKey, rs: SigningKey, alice: str) -> dict[str, str]
         "wrong iss": es.sign(claims(alice, iss="https://evil.supabase.co/auth/v1")),
         "missing iss": es.sign(claims(alice, iss=DROP)),
         "role anon (ES256)": es.sign(claims(alice, role="anon")),
-        "legacy anon key": anon_key(),
+        "legacy anon key": anon_key(SECRET),
         "alg none": jwt.encode(claims(alice), None, algorithm="none"),
         "alg none with kid": b64(json.dumps({"alg": "none", "kid": es.kid}).encode())
         + "."
@@ -624,78 +443,11 @@ def test_only_usable_signing_keys_are_taken_from_the_document(db: Database, alic
 
 
 # ---------------------------------------------------------------- supabase-js
-SUPABASE_JS_SCRIPT = """
-const { createClient } = require('@supabase/supabase-js');
-(async () => {
-  const { SB_URL, SB_ANON, SB_TOKEN } = process.env;
-  const options = { auth: { persistSession: false, autoRefreshToken: false } };
-  // Node < 22 has no WebSocket: supabase-js asks for the ws package as Realtime's transport
-  if (typeof WebSocket === 'undefined') options.realtime = { transport: require('ws') };
-  if (SB_TOKEN) options.global = { headers: { Authorization: 'Bearer ' + SB_TOKEN } };
-  const supabase = createClient(SB_URL, SB_ANON, options);
-  const { data, error } = await supabase.functions.invoke('ai-keys-manager', {
-    body: { action: 'get-status' },
-  });
-  const status = error && error.context ? error.context.status : null;
-  console.log(JSON.stringify({ data, error: error ? { name: error.name, status } : null }));
-})();
-"""
-
-
 @pytest.fixture(scope="session")
 def supabase_js(pytestconfig: pytest.Config) -> Path:
-    """node_modules with @supabase/supabase-js, installed once into pytest's cache directory."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node and npm are needed to run supabase-js")
-    cache = pytestconfig.cache
-    assert cache is not None
-    prefix = cache.mkdir("supabase-js")
-    with (prefix / ".lock").open("w") as lock:  # pytest-xdist workers install one at a time
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        modules = prefix / "node_modules"
-        if not all(
-            (modules / name / "package.json").exists() for name in ("@supabase/supabase-js", "ws")
-        ):
-            try:
-                done = subprocess.run(
-                    [
-                        npm,
-                        "install",
-                        "--no-audit",
-                        "--no-fund",
-                        "--prefix",
-                        str(prefix),
-                        "@supabase/supabase-js",
-                        "ws",
-                    ],
-                    capture_output=True,
-                    text=True,
-                    timeout=300,
-                )
-            except subprocess.TimeoutExpired:
-                pytest.skip("npm could not install @supabase/supabase-js and ws within 5 minutes")
-            if done.returncode != 0:
-                pytest.skip(
-                    "npm could not install @supabase/supabase-js: " + done.stderr.strip()[-500:]
-                )
-    return modules
-
-
-def invoke_with_supabase_js(node_modules: Path, url: str, token: str | None) -> dict[str, Any]:
-    env = {"PATH": str(Path(shutil.which("node") or "node").parent), "NODE_PATH": str(node_modules)}
-    env.update(SB_URL=url, SB_ANON=anon_key(), SB_TOKEN=token or "")
-    done = subprocess.run(
-        ["node", "-e", SUPABASE_JS_SCRIPT],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    """supabase-js's node_modules, installed once into pytest's cache directory."""
+    assert pytestconfig.cache is not None
+    return supabase_js_client.install(pytestconfig.cache.mkdir("supabase-js"))
 
 
 def test_supabase_js_functions_invoke_with_an_es256_session(
@@ -712,14 +464,18 @@ def test_supabase_js_functions_invoke_with_an_es256_session(
         ).exit_code
         == 0
     )
-    signed_in = invoke_with_supabase_js(supabase_js, served.url, es.sign(claims(alice)))
+    signed_in = supabase_js_client.invoke(
+        supabase_js, url=served.url, anon_key=anon_key(SECRET), token=es.sign(claims(alice))
+    )
     assert signed_in["error"] is None
     assert signed_in["data"]["success"] is True
     assert (
         signed_in["data"]["data"]["openai"] is True
         and signed_in["data"]["data"]["anthropic"] is False
     )
-    signed_out = invoke_with_supabase_js(supabase_js, served.url, None)  # Bearer <anon key>
+    signed_out = supabase_js_client.invoke(
+        supabase_js, url=served.url, anon_key=anon_key(SECRET), token=None
+    )  # Bearer <anon key>
     assert signed_out["data"] is None
     assert signed_out["error"] == {"name": "FunctionsHttpError", "status": 401}
     assert jwks.fetches == 1
