@@ -40,6 +40,7 @@ _CLEARED_ENV = (
     "AIPILOT_MASTER_KEY",
     "AIPILOT_DEBUG",
     "PYTHON_KEYRING_BACKEND",
+    "AIPILOT_QUIET_BYPASSRLS",
 )
 
 
@@ -207,7 +208,13 @@ CliFn = Callable[..., Run]
 def _env(
     database_url: str | None, user: str | None, extra: Mapping[str, str] | None
 ) -> dict[str, str]:
-    env = {"AIPILOT_MASTER_KEY": MASTER_KEY, "COLUMNS": "200", "NO_COLOR": "1"}
+    env = {
+        "AIPILOT_MASTER_KEY": MASTER_KEY,
+        "COLUMNS": "200",
+        "NO_COLOR": "1",
+        # the test server's `postgres` is a superuser: the warning is tested on its own
+        "AIPILOT_QUIET_BYPASSRLS": "1",
+    }
     if database_url:
         env["AIPILOT_DATABASE_URL"] = database_url
     if user:

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 
 from aipilot.config import Settings
 from aipilot.errors import NotConfiguredError, QuotaExceededError
@@ -283,8 +284,8 @@ def test_a_wrong_model_name_is_refused_before_the_key_is_needed(
 def test_only_the_triggers_change_the_generation(
     ctx: Context, backend: str, request: pytest.FixtureRequest, database_url: str
 ) -> None:
-    """PostgreSQL: a role of the apps (member of authenticated, not the owner) reads the
-    number but cannot change it, even with write privileges on every table."""
+    """PostgreSQL: a role aipilot runs as (not the owner) reads the number but cannot
+    change it, even with write privileges on every table; only the owner's triggers do."""
     if backend != "postgresql":
         pytest.skip("roles and row-level security are PostgreSQL's")
     tester = request.getfixturevalue("tester_url")
@@ -292,6 +293,8 @@ def test_only_the_triggers_change_the_generation(
     assert sql(tester, "SELECT generation FROM aipilot_config_generation")[0][0] == before
     sql(tester, "UPDATE aipilot_config_generation SET generation = 0")
     sql(tester, "DELETE FROM aipilot_config_generation")
+    with pytest.raises(DBAPIError):  # row-level security: no insert for anyone but the owner
+        sql(tester, "INSERT INTO aipilot_config_generation (id, generation) VALUES (2, 0)")
     assert generation(database_url) == before
 
 

@@ -132,6 +132,7 @@ def test_seed_tables_match_the_seed_ddl(pg_url: str) -> None:
         "trg_update_audit_fields_openai_connexion",
         "aipilot_config_generation",  # ours (migration 0003), beside the seed's two
         "aipilot_config_generation_truncate",
+        "aipilot_guard_openai_connexion",  # ours (migration 0004): admin-only changes
     }
     assert {
         "ai_user_models_flut.ai_user_models_flut_select_own",
@@ -200,7 +201,8 @@ def tester_url(pg_url: str) -> Iterator[str]:
         conn.exec_driver_sql(
             f"DO $$ BEGIN CREATE ROLE {TESTER} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
         )
-        conn.exec_driver_sql(f"GRANT authenticated TO {TESTER}")
+        # the role aipilot runs as: a member of aipilot_service (and so of authenticated)
+        conn.exec_driver_sql(f"GRANT aipilot_service TO {TESTER}")
         conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA public, auth TO {TESTER}")
         conn.exec_driver_sql(
             f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {TESTER}"
@@ -210,12 +212,13 @@ def tester_url(pg_url: str) -> Iterator[str]:
 
 
 def _seed_rows(pg_url: str) -> dict[str, uuid.UUID]:
-    """alice and bob, each with one row in every user table (inserted as the owner)."""
+    """Two members, "alice" (carol) and bob, each with one row in every user table (inserted
+    as the owner). The template's alice is an admin, who may read every user's limits."""
     owner = sa.create_engine(pg_url)
     ids: dict[str, uuid.UUID] = {}
     with owner.begin() as conn:
         ids["alice"] = conn.execute(
-            sa.text("SELECT users_id FROM users WHERE username='alice'")
+            sa.text("INSERT INTO users (username) VALUES ('carol') RETURNING users_id")
         ).scalar_one()
         ids["bob"] = conn.execute(
             sa.text("INSERT INTO users (username) VALUES ('bob') RETURNING users_id")

@@ -144,6 +144,7 @@ def _status_doc(view: Overview) -> dict[str, object]:
         "active_model": active_doc(view.active) if view.active is not None else None,
         "health": view.health,
         "prompt": render.to_plain(view.prompt),
+        "warnings": list(view.warnings),
     }
 
 
@@ -164,6 +165,8 @@ def _print_status(view: Overview) -> None:
             console.print(f"  {name:<10} {render.escape(value)}")
     prompt = "none" if view.prompt is None else f"{view.prompt.name}: {view.prompt.summary}"
     console.print(f"[bold]Active prompt[/bold] {render.escape(prompt)}")
+    for warning in view.warnings:
+        console.print(f"[yellow]Warning:[/yellow] {render.escape(warning)}")
 
 
 def _key_row(row: KeyStatus) -> tuple[str, ...]:

@@ -55,6 +55,11 @@ class State:
 
             self._context = connect(self.settings, database=self._database)
             self._database = self._context.db
+            if self._database.dialect == "postgresql":
+                from aipilot.db.reader import SessionReader
+
+                with self._database.session() as session:
+                    warn_rls_bypass(SessionReader(session))
         return self._context
 
     @contextmanager
@@ -70,6 +75,7 @@ class State:
         )
         if direct is not None:
             with direct:
+                warn_rls_bypass(direct)
                 yield direct, direct.identity, direct.described
             return
         from aipilot.db.reader import SessionReader
@@ -82,6 +88,29 @@ class State:
         """Release pooled connections when the command ends."""
         if self._database is not None:
             self._database.dispose()
+
+
+QUIET_BYPASS_ENV = "AIPILOT_QUIET_BYPASSRLS"
+_warned: list[str] = []  # once per process
+
+
+def warn_rls_bypass(reader: Reader) -> None:
+    """Say once on stderr that the database role bypasses row-level security.
+
+    ``AIPILOT_QUIET_BYPASSRLS=1`` silences this line for an operator who chose such a role
+    knowingly; `aipilot status` and `/readyz` still say it.
+    """
+    import os
+
+    from aipilot.cli import render
+    from aipilot.services.views import rls_bypass_warning
+
+    if _warned or reader.dialect != "postgresql" or os.environ.get(QUIET_BYPASS_ENV) == "1":
+        return
+    warning = rls_bypass_warning(reader)
+    _warned.append(warning or "")
+    if warning:
+        render.stderr().print(f"[yellow]Warning:[/yellow] {render.escape(warning)}")
 
 
 def state(ctx: typer.Context) -> State:

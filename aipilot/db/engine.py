@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import Session
 
 from aipilot.db.urls import NOT_OURS_HINT, backend, describe_url, first_line, unusable
-from aipilot.errors import DatabaseError, UsageError
+from aipilot.errors import DatabaseError, PermissionDeniedError, UsageError
 
 CONNECT_TIMEOUT_S = 5
 SQLITE_BUSY_TIMEOUT_MS = 10000
@@ -204,6 +204,14 @@ def translate_db_errors(db: Database) -> Iterator[None]:
         raise UsageError(
             f"the database refused a value: {first_line(exc.orig, db.url)}",
             hint="remove control characters or out-of-range numbers from the input",
+        ) from exc
+    except sa.exc.ProgrammingError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "42501":
+            raise  # our bugs' business
+        # row-level security, a guard trigger (migration 0004) or a missing grant said no
+        raise PermissionDeniedError(
+            f"the database refused the change: {first_line(exc.orig, db.url)}",
+            hint="only an admin may do this; see `aipilot users list` for who is one",
         ) from exc
     except sa.exc.DatabaseError as exc:
         if type(exc) is not sa.exc.DatabaseError:

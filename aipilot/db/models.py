@@ -360,6 +360,8 @@ class UserLimit(Base):
     requests_day: Mapped[date | None] = mapped_column(sa.Date)
     cost_this_month: Mapped[Decimal] = mapped_column(sa.Numeric(14, 6), server_default="0")
     cost_month: Mapped[date | None] = mapped_column(sa.Date)  # first day of the counted month
+    # set by an admin (``--for``): only an admin raises or clears it (migration 0004)
+    set_by_admin: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
     created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=_now())
     updated_at: Mapped[datetime] = mapped_column(Timestamp, server_default=_now())
 

@@ -35,10 +35,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from aipilot.db.engine import set_identity
 from aipilot.db.identity import user_filter
 from aipilot.db.models import OpenAIConnexion, Organisation, User, UserLimit
-from aipilot.errors import NotFoundError, QuotaExceededError, UsageError
+from aipilot.errors import NotFoundError, PermissionDeniedError, QuotaExceededError, UsageError
 from aipilot.services import locks
 from aipilot.services.catalog import get_provider
 from aipilot.services.runtime import Context
@@ -278,10 +277,11 @@ class LimitInfo:
     cost_this_month: Decimal
     day_resets_at: datetime
     month_resets_at: datetime
+    set_by_admin: bool = False  # then only an admin raises or clears it
 
 
 def _target(session: Session, ctx: Context, user: str | None) -> User:
-    """The acting user, or (admins only) another one; RLS then acts as that user."""
+    """The acting user, or (admins only) another one: RLS lets admins manage every limit."""
     if user is None:
         target = session.get(User, ctx.identity.user_id)
     else:
@@ -289,9 +289,27 @@ def _target(session: Session, ctx: Context, user: str | None) -> User:
         target = session.scalars(sa.select(User).where(user_filter(user))).first()
     if target is None:
         raise NotFoundError(f"no user named {user!r}", hint="see `aipilot users list`")
-    if ctx.db.dialect == "postgresql" and target.users_id != ctx.identity.user_id:
-        set_identity(session, target.users_id)
     return target
+
+
+def _above(new: int | Decimal | None, old: int | Decimal | None) -> bool:
+    return new is not None and old is not None and new > old
+
+
+def _refuse_loosening(
+    ctx: Context, row: UserLimit, daily: int | None, monthly: Decimal | None, *, clear: bool
+) -> None:
+    """A member may tighten a limit an admin set, never raise or clear it."""
+    if not row.set_by_admin or ctx.identity.is_admin:
+        return
+    raised = _above(daily, row.daily_requests) or _above(monthly, row.monthly_cost_usd)
+    if clear or raised:
+        scope = "all providers" if row.provider_key is None else row.provider_key
+        raise PermissionDeniedError(
+            f"the limit for {scope} was set by an admin: only an admin "
+            f"{'clears' if clear else 'raises'} it",
+            hint="ask an admin (`aipilot limits set --for USER …`); you may lower it",
+        )
 
 
 def _provider(session: Session, provider: str | None) -> str | None:
@@ -320,6 +338,7 @@ def _info(row: UserLimit, username: str, now: datetime) -> LimitInfo:
         cost_this_month=row.cost_this_month if row.cost_month == month_start(today) else Decimal(0),
         day_resets_at=next_day(now),
         month_resets_at=next_month(now),
+        set_by_admin=row.set_by_admin,
     )
 
 
@@ -347,9 +366,12 @@ def set_limit(
             key = _provider(session, provider)
             row = _find_limit(session, target.users_id, key)
             if row is None:
-                row = UserLimit(user_id=target.users_id, provider_key=key)
+                row = UserLimit(user_id=target.users_id, provider_key=key, set_by_admin=False)
                 row.requests_today, row.cost_this_month = 0, Decimal(0)
                 session.add(row)
+            _refuse_loosening(ctx, row, daily_requests, monthly_cost, clear=False)
+            if ctx.identity.is_admin:
+                row.set_by_admin = True
             if daily_requests is not None:
                 row.daily_requests = daily_requests
             if monthly_cost is not None:
@@ -404,6 +426,7 @@ def clear_limit(ctx: Context, *, provider: str | None = None, user: str | None =
             row = _find_limit(session, target.users_id, _provider(session, provider))
             if row is None:
                 return False
+            _refuse_loosening(ctx, row, None, None, clear=True)
             session.delete(row)
             return True
 

@@ -109,6 +109,24 @@ def _ensure_first_user(session: Session, name: str) -> tuple[bool, str | None]:
     try:
         user_id = uuid.UUID(name)
     except ValueError:
-        user_id = uuid.uuid4()
+        user_id = _supabase_user_id(session, name) or uuid.uuid4()
     session.add(User(users_id=user_id, username=name, role="admin"))
     return True, "admin"
+
+
+def _supabase_user_id(session: Session, email: str) -> uuid.UUID | None:
+    """On a Supabase project, the first admin is the Supabase Auth user with that e-mail
+    when there is one (else a local operator who never signs in to the apps)."""
+    from aipilot.services.users import has_auth_users
+
+    if not has_auth_users(session):
+        return None
+    try:
+        with session.begin_nested():
+            found = session.scalar(
+                sa.text("SELECT id FROM auth.users WHERE lower(email) = lower(:e) LIMIT 2"),
+                {"e": email},
+            )
+    except sa.exc.ProgrammingError:  # not allowed to read auth.users: a local operator
+        return None
+    return uuid.UUID(str(found)) if found is not None else None

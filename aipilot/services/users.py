@@ -1,15 +1,24 @@
-"""Users of a team database: list, add, change role (admin only)."""
+"""Users of a team database: list, add, import from Supabase Auth, change role (admin only).
+
+On a Supabase project the apps' user ids are ``auth.users`` ids, and so are aipilot's there:
+``users add`` takes a user's id (``--id``) or finds it by e-mail, and ``users import``
+registers every ``auth.users`` row aipilot does not know yet, as a member. Without an
+``auth.users`` table (SQLite, plain PostgreSQL) any UUID may be given, or a new one is drawn.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from aipilot.db.identity import user_filter
 from aipilot.db.models import User
-from aipilot.errors import ConflictError, NotFoundError, UsageError
+from aipilot.errors import ConflictError, DatabaseError, NotFoundError, UsageError
 from aipilot.services.runtime import Context
 from aipilot.services.validate import identifier
 
@@ -48,18 +57,160 @@ def _role(role: str) -> str:
     return role
 
 
-def add_user(ctx: Context, name: str, *, role: str = "member") -> UserInfo:
+def add_user(
+    ctx: Context, name: str, *, role: str = "member", user_id: str | None = None
+) -> UserInfo:
+    """Register a user; on a Supabase project, by its ``auth.users`` id or e-mail."""
     ctx.identity.require_admin("adding users")
     name, role = identifier("user name", name), _role(role)
+    wanted = _uuid_option(user_id) if user_id is not None else _as_uuid(name)
     with ctx.db.session(write=True) as session:
-        if session.scalars(sa.select(User).where(User.username == name)).first():
-            raise ConflictError(
-                f"user {name!r} already exists", hint="use `aipilot users set-role`"
-            )
-        user = User(username=name, role=role)
+        if has_auth_users(session):
+            wanted, email = _auth_user(session, name, wanted)
+            if user_id is None and _as_uuid(name) is not None and email:
+                name = identifier("user name", email)  # `users add <uuid>`: named by e-mail
+        _refuse_duplicates(session, name, wanted)
+        user = User(username=name, role=role, users_id=wanted or uuid.uuid4())
         session.add(user)
         session.flush()
         return _info(user, ctx)
+
+
+def _as_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def _uuid_option(value: str) -> uuid.UUID:
+    found = _as_uuid(value.strip())
+    if found is None:
+        raise UsageError(
+            f"--id {value[:40]!r} is not a UUID",
+            hint="give the user's id as shown in Supabase (Authentication → Users)",
+        )
+    return found
+
+
+def _refuse_duplicates(session: Session, name: str, wanted: uuid.UUID | None) -> None:
+    if session.scalars(sa.select(User).where(User.username == name)).first():
+        raise ConflictError(f"user {name!r} already exists", hint="use `aipilot users set-role`")
+    if wanted is not None and session.get(User, wanted) is not None:
+        raise ConflictError(
+            f"a user with id {wanted} is already registered", hint="see `aipilot users list`"
+        )
+
+
+def has_auth_users(session: Session) -> bool:
+    """True on a database with Supabase Auth's ``auth.users`` table (PostgreSQL only)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    return bool(session.scalar(sa.text("SELECT to_regclass('auth.users') IS NOT NULL")))
+
+
+AUTH_USERS_HINT = (
+    "grant aipilot's role read access: GRANT SELECT ON auth.users TO aipilot_service "
+    "(as the postgres role, in the SQL editor)"
+)
+
+
+def _auth_rows(
+    session: Session, where: str = "", **params: object
+) -> list[sa.Row[tuple[object, ...]]]:
+    sql = "SELECT id, email, coalesce(is_anonymous, false) AS anonymous FROM auth.users"
+    try:
+        return list(session.execute(sa.text(f"{sql} {where} ORDER BY created_at, id"), params))
+    except sa.exc.ProgrammingError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "42501":
+            raise DatabaseError(
+                "this database role may not read auth.users", hint=AUTH_USERS_HINT
+            ) from None
+        raise
+
+
+def _auth_user(
+    session: Session, name: str, wanted: uuid.UUID | None
+) -> tuple[uuid.UUID, str | None]:
+    """The ``auth.users`` row to register: by id when given, else by e-mail."""
+    if wanted is not None:
+        rows = _auth_rows(session, "WHERE id = :id", id=wanted)
+        if not rows:
+            raise NotFoundError(
+                f"no Supabase Auth user has id {wanted}",
+                hint="copy the id from Authentication → Users, or run `aipilot users import`",
+            )
+    else:
+        rows = _auth_rows(session, "WHERE lower(email) = lower(:e)", e=name)
+        if len(rows) != 1:
+            raise UsageError(
+                f"no Supabase Auth user has the e-mail {name!r}",
+                hint="register one by its id: `aipilot users add NAME --id UUID`, "
+                "or every one with `aipilot users import`",
+            )
+    row = rows[0]
+    return uuid.UUID(str(row.id)), row.email
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    added: list[UserInfo] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+
+def import_users(ctx: Context, *, dry_run: bool = False) -> ImportResult:
+    """Register every Supabase Auth user aipilot does not know yet, as a member.
+
+    Named by e-mail; anonymous sign-ins and users whose e-mail is already another user's
+    name are skipped and reported. One transaction: all or nothing.
+    """
+    ctx.identity.require_admin("importing users")
+    result = ImportResult()
+    with contextlib.suppress(_DryRun):  # a dry run rolls its transaction back
+        _import_into(ctx, result, dry_run=dry_run)
+    return result
+
+
+class _DryRun(Exception):
+    """Raised at the end of a dry run: the transaction rolls back."""
+
+
+def _import_into(ctx: Context, result: ImportResult, *, dry_run: bool) -> None:
+    with ctx.db.session(write=True) as session:
+        if not has_auth_users(session):
+            raise UsageError(
+                f"the {ctx.db.describe()} has no auth.users table (it is not a Supabase project)",
+                hint="register users one by one with `aipilot users add NAME`",
+            )
+        known = set(session.scalars(sa.select(User.users_id)))
+        names = set(session.scalars(sa.select(User.username)))
+        for row in _auth_rows(session):
+            user_id = uuid.UUID(str(row.id))
+            if user_id in known:
+                continue
+            reason = _skip_reason(row.email, row.anonymous, names)
+            if reason:
+                result.skipped.append({"user_id": str(user_id), "reason": reason})
+                continue
+            user = User(users_id=user_id, username=str(row.email), role="member")
+            session.add(user)
+            names.add(user.username)
+            session.flush()
+            result.added.append(_info(user, ctx))
+        if dry_run:
+            raise _DryRun
+
+
+def _skip_reason(email: str | None, anonymous: bool, names: set[str]) -> str | None:
+    if anonymous or not email:
+        return "anonymous sign-in (no e-mail)"
+    try:
+        identifier("user name", email)
+    except UsageError:
+        return "its e-mail is not usable as a user name"
+    if email in names:
+        return f"the name {email!r} is another user's"
+    return None
 
 
 def set_role(ctx: Context, name: str, role: str) -> UserInfo:

@@ -80,6 +80,7 @@ class Overview:
     keys: tuple[KeyStatus, ...]
     active: ActiveModel | None
     prompt: ActivePrompt | None  # the user's active system prompt
+    warnings: tuple[str, ...] = ()  # about the database itself (a role that bypasses RLS)
 
     @property
     def health(self) -> str:
@@ -299,4 +300,31 @@ def overview(
         keys=tuple(key_states(reader, identity)),
         active=active_model(reader, identity, module),
         prompt=active_prompt(reader, identity),
+        warnings=tuple(w for w in (rls_bypass_warning(reader),) if w),
+    )
+
+
+RLS_BYPASS_HINT = (
+    "connect as a role granted aipilot_service without BYPASSRLS (README: PostgreSQL and Supabase)"
+)
+
+
+def rls_bypass_warning(reader: Reader) -> str | None:
+    """On PostgreSQL, a sentence when the connected role bypasses row-level security.
+
+    A superuser or a BYPASSRLS role (Supabase's ``postgres`` and ``service_role``) sees every
+    user's rows whatever the policies say: aipilot's per-user isolation then rests on its own
+    queries alone. Nothing is wrong in the data; it must not be silent.
+    """
+    if reader.dialect != "postgresql":
+        return None
+    found = reader.rows(
+        "SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+    )
+    if not found or not (found[0]["rolsuper"] or found[0]["rolbypassrls"]):
+        return None
+    kind = "is a superuser" if found[0]["rolsuper"] else "has BYPASSRLS"
+    return (
+        f"the database role {found[0]['rolname']!r} {kind}: row-level security does not "
+        f"apply to it, so the database does not keep users apart; {RLS_BYPASS_HINT}"
     )
