@@ -519,3 +519,49 @@ def test_a_role_that_bypasses_rls_is_never_silent(project: Project) -> None:
         assert other.exit_code == 0 and other.stderr.count("Warning:") == 1, other.stderr
     quiet = run_process(["--json", "status"], database_url=project.owner_url, user=ADMIN_EMAIL)
     assert "Warning" not in quiet.stderr and quiet.json()["warnings"]
+
+
+def test_an_owner_without_bypassrls_runs_aipilot_under_its_own_policies(
+    pg_server: PgServer | None,
+) -> None:
+    """Plain PostgreSQL, schema owned by an ordinary role: FORCEd RLS applies to the owner
+    too, and the policies still let aipilot work (no recursion through aipilot_is_admin)."""
+    pg_backend(pg_server)
+    assert pg_server is not None
+    server = url_as(pg_server.url_for("postgres"))
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(
+            "DO $$ BEGIN CREATE ROLE aipilot_plain_owner LOGIN CREATEROLE; "
+            "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        )
+        name = f"aipilot_plain_{uuid.uuid4().hex[:12]}"
+        conn.execute(f"CREATE DATABASE {name} OWNER aipilot_plain_owner")
+    try:
+        url = url_as(server, database=name, user="aipilot_plain_owner")
+        cli = make_cli(url)
+        env = {"AIPILOT_QUIET_BYPASSRLS": "0"}
+        assert cli("init", env=env).exit_code == 0
+        with psycopg.connect(url_as(server, database=name), autocommit=True) as conn:
+            conn.execute("UPDATE ai_providers SET base_url = 'http://127.0.0.1:9'")
+        assert cli("users", "add", "bob", env=env).exit_code == 0
+        stored = cli(
+            "keys",
+            "set",
+            "openai",
+            "--stdin",
+            "--no-test",
+            input="sk-abc123456789\n",
+            user="bob",
+            env=env,
+        )
+        assert stored.exit_code == 0, stored.stderr
+        assert cli("model", "activate", "openai", "gpt-4o-mini", user="bob", env=env).exit_code == 0
+        assert cli("limits", "set", "--for", "bob", "--daily-requests", "3", env=env).exit_code == 0
+        assert cli("limits", "clear", user="bob", env=env).exit_code == 9
+        listed = cli("--json", "users", "list", env=env)
+        assert {u["username"] for u in listed.json()["users"]} == {"alice", "bob"}
+        status = run_process(["--json", "status"], database_url=url, user="bob", env=env)
+        assert status.exit_code == 0 and status.json()["keys"]["openai"] is True
+        assert status.json()["warnings"] == [] and "Warning" not in status.stderr
+    finally:
+        pg_server.drop(name)
