@@ -29,7 +29,7 @@ from aipilot.server.auth import Authenticator
 from aipilot.server.jwks import JwksCache
 from aipilot.services.tokens import InvalidTokenError
 from tests import supabase_js as supabase_js_client
-from tests.conftest import CliFn
+from tests.conftest import CliFn, run_process
 from tests.fakejwks import (
     DROP,
     ISSUER,
@@ -244,6 +244,18 @@ def test_custom_audience_no_issuer_no_secret(
                 assert status_of(http, token).status_code == 401
     finally:
         stopped(server)
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "http://", "jwks.json"])
+def test_a_jwks_url_that_is_not_http_is_a_usage_error(url: str, tmp_path: Path) -> None:
+    result = run_process(
+        ["serve", "--port", str(free_port())],
+        database_url=f"sqlite:///{tmp_path / 'aipilot.db'}",
+        env={"AIPILOT_JWKS_URL": url},
+    )
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == "Error: AIPILOT_JWKS_URL must be an http(s) URL"
+    assert "Traceback" not in result.stderr
 
 
 def test_without_jwks_url_es256_is_refused_and_hs256_still_works(

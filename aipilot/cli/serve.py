@@ -20,7 +20,8 @@ def serve(
     """Serve /functions/v1/* (the seed's Edge Functions) and /v1/* (OpenAI-compatible).
 
     Callers authenticate with `Authorization: Bearer` and an `aipilot tokens create` token
-    (or an HS256 JWT signed with AIPILOT_JWT_SECRET). SIGTERM or Ctrl-C stops it gracefully.
+    (or a Supabase Auth JWT: ES256/RS256 with AIPILOT_JWKS_URL, HS256 with AIPILOT_JWT_SECRET).
+    SIGTERM or Ctrl-C stops it gracefully.
 
     Example: aipilot serve --port 8787
     """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from aipilot.config import Settings, env_flag
 from aipilot.errors import UsageError
@@ -53,7 +54,7 @@ class ServerConfig:
 
 def _jwks_url() -> str | None:
     url = os.environ.get(JWKS_URL_ENV, "").strip()
-    if url and not url.startswith(("https://", "http://")):
+    if url and (urlsplit(url).scheme not in ("https", "http") or not urlsplit(url).hostname):
         raise UsageError(
             f"{JWKS_URL_ENV} must be an http(s) URL",
             hint="e.g. https://<project-ref>.supabase.co/auth/v1/.well-known/jwks.json",
