@@ -30,7 +30,8 @@ quota, 500, 529, slow, malformed, drop, stream_break (a few events, then the con
 drops), stream_error (a few events, then an in-band error event: OpenRouter-style error
 chunk, Anthropic ``event: error``, Gemini error object). Error bodies use each vendor's wire
 shape (PROVIDERS.md); a Gemini 429 carries ``retry_after`` as RetryInfo.retryDelay, the
-others as a Retry-After header. The 401 of OpenAI-style vendors echoes the key it got.
+others as a Retry-After header. The 401 of OpenAI-style vendors echoes the key it got;
+``401_code`` (OpenAI dialect only) is a 401 whose ``error.code`` is that key.
 
 Every request is recorded (``fake.requests``: method, path, query, lowercase headers,
 body bytes, parsed ``json``, ``params``, ``route`` name, ``received_at`` monotonic time);

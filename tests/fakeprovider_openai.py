@@ -43,6 +43,8 @@ class OpenAIDialect:
                 return Reply(401, oai_error(msg, "authentication_error", "invalid_request_error"))
             msg = f"Incorrect API key provided: {key}. You can find your API key at https://platform.openai.com/account/api-keys."
             return Reply(401, oai_error(msg, "invalid_request_error", "invalid_api_key"))
+        if kind == "401_code":  # a 401 whose error code echoes the key it got
+            return Reply(401, oai_error("Invalid authentication.", "invalid_request_error", key))
         if kind == "unknown_model":
             if flavor == "mistral":
                 body = {

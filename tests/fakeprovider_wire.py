@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from tests.fakeprovider import FakeProvider
 
 FAULT_KINDS = frozenset(
-    {"401", "403", "unknown_model", "429", "quota", "500", "529"}
+    {"401", "401_code", "403", "unknown_model", "429", "quota", "500", "529"}
     | {"slow", "malformed", "drop", "stream_break", "stream_error"}
 )
 FLAVORS = frozenset({"openai", "mistral", "xai", "deepseek", "openrouter", "ollama"})

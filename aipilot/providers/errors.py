@@ -20,7 +20,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from aipilot.errors import ExitCode, ProviderError
-from aipilot.redaction import redact
+from aipilot.redaction import MASK, redact
 
 
 class ProviderCallError(ProviderError):
@@ -42,7 +42,7 @@ class ProviderCallError(ProviderError):
         super().__init__(redact(message), hint=hint or self.hint_for(provider))
         self.provider = provider
         self.status = status
-        self.code = code
+        self.code = _clean_code(code)
         self.retry_after = retry_after
         self.retryable = self.retryable_by_default if retryable is None else retryable
 
@@ -188,7 +188,7 @@ def classify_response(
     """The typed error for a non-2xx response: status first, then code and message text."""
     body = _parse_body(content)
     message = _one_line(redact(_message(body, content), secrets))
-    codes = _codes(body)
+    codes = [redact(c, secrets) for c in _codes(body)]  # a code may echo the key too
     code = next((c for c in codes if _CODE_SHAPE.match(c)), None)
     text = " ".join([message, *codes]).lower()
     detail = f" (HTTP {status}{' ' + code if code else ''})" + (f": {message}" if message else "")
@@ -277,6 +277,15 @@ def _codes(body: Any) -> list[str]:
             found.append(inner["error_code"])
     found += [body[k] for k in ("type", "code") if isinstance(body.get(k), str)]
     return found
+
+
+def _clean_code(code: str | None) -> str | None:
+    """A provider's error code, redacted like a message; one that held a key-shaped token
+    (or a secret the caller already masked) is dropped: it says nothing then."""
+    if code is None:
+        return None
+    cleaned = redact(code)
+    return None if MASK in cleaned else cleaned
 
 
 def _retry_after(headers: Mapping[str, str], body: Any) -> float | None:

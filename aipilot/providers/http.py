@@ -300,7 +300,7 @@ class HttpProviderClient(ProviderClient):
             f"{self.provider} reported an error inside the response: "
             + self._call.redact(str(message))[:300],
             provider=self.provider,
-            code=str(code) if code is not None else None,
+            code=self._call.redact(str(code)) if code is not None else None,
         )
 
     def _stream_ended_early(self) -> ProviderTimeoutError:

@@ -37,7 +37,7 @@ from aipilot.services import calls, credentials, org_openai, quotas
 from aipilot.services.catalog import get_provider, settings_for
 from aipilot.services.runtime import Context
 from aipilot.services.sealing import master_keys, open_row
-from aipilot.services.validate import module_name
+from aipilot.services.validate import json_schema, module_name, schema_mismatch
 
 if TYPE_CHECKING:
     from aipilot.providers.types import ChatMessage, ChatRequest, ProviderSettings, Usage
@@ -114,6 +114,8 @@ def _check_request(request: AssistRequest) -> None:
         raise UsageError("--max-tokens must be between 1 and 1000000")
     if request.temperature is not None and not 0.0 <= request.temperature <= 2.0:
         raise UsageError("--temperature must be between 0 and 2")
+    if request.json_schema is not None:
+        json_schema(request.json_schema)  # never fetched: refused before any call
 
 
 class PreparedCalls:
@@ -291,21 +293,15 @@ def parse_answer(text: str, request: AssistRequest) -> Any:
         return None
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         raise ModelOutputError("the model did not return valid JSON") from None
     if request.json_schema is None:
         if not isinstance(data, dict):
             raise ModelOutputError("the model returned JSON, but not an object")
         return data
-    import jsonschema
-
-    try:
-        jsonschema.validate(data, dict(request.json_schema))
-    except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
-        raise ModelOutputError(
-            f"the answer does not match the schema at {where}: {exc.message[:200]}"
-        ) from None
+    mismatch = schema_mismatch(data, request.json_schema)
+    if mismatch is not None:
+        raise ModelOutputError(f"the answer does not match the schema {mismatch}")
     return data
 
 

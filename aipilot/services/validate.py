@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
+from typing import Any
 from urllib.parse import urlsplit
 
 from aipilot.errors import UsageError
@@ -186,3 +188,215 @@ def context_window(value: int) -> int:
             f"the context window {value} is out of range", hint="give tokens, e.g. 128000"
         )
     return value
+
+
+# ---------------------------------------------------------------- JSON Schemas (never fetched)
+MAX_SCHEMA_DEPTH = 64
+_REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
+_DATA_KEYWORDS = frozenset({"enum", "const", "default", "examples"})  # values, not schemas
+_NAMED_SCHEMAS = frozenset(
+    {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies"}
+)
+_IN_PLACE_LISTS = ("allOf", "anyOf", "oneOf")
+_IN_PLACE_ONE = ("not", "if", "then", "else")
+_SCHEMA_HINT = (
+    "give a self-contained schema: `$ref` only to '#…' inside it (e.g. '#/$defs/name'), "
+    "no embedded `$id`, a standard `$schema` or none; aipilot never fetches a schema"
+)
+
+
+def _schema_error(message: str) -> UsageError:
+    return UsageError(f"the JSON schema {message}", hint=_SCHEMA_HINT)
+
+
+def json_schema(schema: Mapping[str, Any]) -> None:
+    """Refuse a JSON Schema that refers to anything outside itself or cannot be evaluated.
+
+    Checked before any provider call: every ``$ref``/``$dynamicRef``/``$recursiveRef`` is a
+    local '#…' pointer that resolves inside the document; ``$id`` only at the root (where it
+    is a name, never fetched) or as a '#anchor'; ``$schema`` one of the standard dialects
+    (and only at the root); no reference loop that does not descend into the data; at most
+    :data:`MAX_SCHEMA_DEPTH` levels; valid against its dialect's metaschema.
+    """
+    from jsonschema.exceptions import SchemaError
+
+    doc = dict(schema)
+    dialect = _dialect(doc)
+    legacy_id = dialect.__name__ in ("Draft3Validator", "Draft4Validator")
+    refs: list[tuple[str, str]] = []
+    anchors: dict[str, Any] = {}
+    _walk_schema(doc, 0, refs=refs, anchors=anchors, legacy_id=legacy_id)
+    targets = {ref: _target(doc, ref, anchors) for _keyword, ref in refs}
+    _refuse_loops(doc, targets)
+    try:
+        dialect.check_schema(doc)
+    except SchemaError as exc:
+        raise _schema_error(f"is not valid: {exc.message[:200]}") from None
+
+
+def _dialect(doc: Mapping[str, Any]) -> Any:
+    from jsonschema.validators import validator_for
+
+    declared = doc.get("$schema")
+    if declared is None:
+        return validator_for(doc)
+    found = validator_for(doc, default=None) if isinstance(declared, str) else None
+    if found is None:
+        raise _schema_error(
+            f"declares the non-standard $schema {str(declared)[:80]!r}",
+            # the metaschema would have to be fetched
+        )
+    return found
+
+
+def _walk_schema(
+    node: Any,
+    depth: int,
+    *,
+    refs: list[tuple[str, str]],
+    anchors: dict[str, Any],
+    legacy_id: bool,
+    named: bool = False,
+) -> None:
+    """Check every keyword of ``node`` (``named``: a map of names to schemas, not a schema)."""
+    if depth > MAX_SCHEMA_DEPTH:
+        raise _schema_error(f"is nested more than {MAX_SCHEMA_DEPTH} levels deep")
+    if isinstance(node, list):
+        for item in node:
+            _walk_schema(item, depth + 1, refs=refs, anchors=anchors, legacy_id=legacy_id)
+        return
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        if not named:
+            if key in _DATA_KEYWORDS:
+                continue
+            _check_keyword(node, key, value, depth, refs=refs, anchors=anchors, legacy_id=legacy_id)
+        _walk_schema(
+            value,
+            depth + 1,
+            refs=refs,
+            anchors=anchors,
+            legacy_id=legacy_id,
+            named=not named and key in _NAMED_SCHEMAS and isinstance(value, dict),
+        )
+
+
+def _check_keyword(
+    node: dict[str, Any],
+    key: str,
+    value: Any,
+    depth: int,
+    *,
+    refs: list[tuple[str, str]],
+    anchors: dict[str, Any],
+    legacy_id: bool,
+) -> None:
+    if key in _REF_KEYWORDS:
+        if not isinstance(value, str) or not value.startswith("#"):
+            raise _schema_error(
+                f"refers to {str(value)[:80]!r} with {key}: only '#…' pointers inside the "
+                "schema are allowed"
+            )
+        refs.append((key, value))
+    elif key in ("$anchor", "$dynamicAnchor") and isinstance(value, str):
+        anchors[value] = node
+    elif (key == "$id" or (key == "id" and legacy_id)) and isinstance(value, str):
+        if value.startswith("#"):
+            anchors[value[1:]] = node  # drafts 4-7: a plain-name fragment is an anchor
+        elif depth > 0:
+            raise _schema_error(
+                f"embeds {key} {value[:80]!r}, which would change where its references point"
+            )
+    elif key == "$schema" and depth > 0:
+        raise _schema_error("declares $schema below its root")
+
+
+def _target(doc: dict[str, Any], ref: str, anchors: Mapping[str, Any]) -> Any:
+    """The node a local '#…' reference points at (the root, a JSON pointer, an anchor)."""
+    from urllib.parse import unquote
+
+    fragment = unquote(ref[1:])
+    if not fragment.startswith("/"):
+        if fragment == "":
+            return doc
+        if fragment in anchors:
+            return anchors[fragment]
+        raise _schema_error(f"refers to the anchor {ref[:80]!r}, which it does not define")
+    node: Any = doc
+    for raw in fragment[1:].split("/"):
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            raise _schema_error(f"refers to {ref[:80]!r}, which points at nothing in it")
+    return node
+
+
+def _in_place(node: Any, targets: Mapping[str, Any]) -> list[Any]:
+    """The schemas applied to the same data as ``node`` (a loop among them never ends)."""
+    if not isinstance(node, dict):
+        return []
+    found: list[Any] = []
+    for key in _IN_PLACE_LISTS:
+        if isinstance(node.get(key), list):
+            found += node[key]
+    found += [node[key] for key in _IN_PLACE_ONE if key in node]
+    for key in ("dependentSchemas", "dependencies"):
+        if isinstance(node.get(key), dict):
+            found += [v for v in node[key].values() if isinstance(v, dict)]
+    found += [targets[node[key]] for key in _REF_KEYWORDS if node.get(key) in targets]
+    return found
+
+
+def _refuse_loops(doc: dict[str, Any], targets: Mapping[str, Any]) -> None:
+    """Depth-first, without recursion: a schema that reaches itself in place loops forever."""
+    starts = [doc, *targets.values()]
+    done: set[int] = set()
+    for start in starts:
+        if id(start) in done:
+            continue
+        path: list[int] = [id(start)]
+        stack: list[tuple[Any, list[Any]]] = [(start, _in_place(start, targets))]
+        while stack:
+            if len(stack) > MAX_SCHEMA_DEPTH:
+                raise _schema_error(f"chains more than {MAX_SCHEMA_DEPTH} references in place")
+            _node, pending = stack[-1]
+            if not pending:
+                stack.pop()
+                done.add(path.pop())
+                continue
+            child = pending.pop()
+            if id(child) in path:
+                raise _schema_error(
+                    "refers to itself without descending into the data (it would never finish)"
+                )
+            if id(child) not in done:
+                path.append(id(child))
+                stack.append((child, _in_place(child, targets)))
+
+
+def schema_mismatch(data: Any, schema: Mapping[str, Any]) -> str | None:
+    """Why ``data`` does not match ``schema`` (one line), or None. Nothing is fetched: a
+    reference outside the schema (refused earlier by :func:`json_schema`) fails here too."""
+    import referencing
+    import referencing.exceptions
+    from jsonschema.exceptions import SchemaError, ValidationError, best_match
+    from jsonschema.validators import validator_for
+
+    def retrieve(uri: str) -> referencing.Resource[Any]:
+        raise referencing.exceptions.NoSuchResource(uri)
+
+    doc = dict(schema)
+    try:
+        registry = referencing.Registry(retrieve=retrieve)  # type: ignore[call-arg]
+        validator = validator_for(doc)(doc, registry=registry)
+        error: ValidationError | None = best_match(validator.iter_errors(data))
+    except (SchemaError, referencing.exceptions.Unresolvable, RecursionError):
+        return "(the schema cannot be evaluated)"
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+    return f"at {where}: {error.message[:200]}"
