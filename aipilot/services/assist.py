@@ -243,6 +243,8 @@ def _reserve(ctx: Context, prep: _Prepared) -> _Prepared:
         provider_key=prep.settings.provider_key,
         user_limits=prep.user_limits,
         connexion_id=prep.connexion_id,
+        model=prep.model,
+        priced=prep.input_price is not None and prep.output_price is not None,
     )
     return replace(prep, reservation=reservation)
 

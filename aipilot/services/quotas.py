@@ -81,6 +81,7 @@ class Reservation:
 class _Refusal:
     message: str
     connexion: bool  # the organisation's limit (its status becomes quota_exceeded)
+    hint: str | None = None
 
 
 def reserve(
@@ -90,25 +91,55 @@ def reserve(
     user_limits: bool,
     connexion_id: uuid.UUID | None,
     clock: Clock = utcnow,
+    model: str | None = None,
+    priced: bool = True,
 ) -> Reservation:
-    """Count one request against every applicable limit, or raise QuotaExceededError."""
+    """Count one request against every applicable limit, or raise QuotaExceededError.
+
+    A call whose cost cannot be known (``priced`` False: the model has no input or output
+    price in the catalog) is refused under any cost limit, rather than passing it for free.
+    """
     if not user_limits and connexion_id is None:
         return Reservation()
     now = clock()
+    unpriced = None if priced else _Unpriced(provider_key, model or "this model")
 
     def attempt() -> tuple[Reservation, _Refusal | None]:
         with ctx.db.session(user_id=ctx.identity.user_id, write=True) as session:
-            return _reserve_in(session, ctx, provider_key, user_limits, connexion_id, now)
+            return _reserve_in(session, ctx, provider_key, user_limits, connexion_id, now, unpriced)
 
     reservation, refusal = locks.retry_when_locked(attempt)
     if refusal is not None:
         raise QuotaExceededError(
             refusal.message,
-            hint="an admin can raise it with `aipilot org-openai limits`"
-            if refusal.connexion
-            else "see `aipilot limits show`; raise it with `aipilot limits set`",
+            hint=refusal.hint
+            or (
+                "an admin can raise it with `aipilot org-openai limits`"
+                if refusal.connexion
+                else "see `aipilot limits show`; raise it with `aipilot limits set`"
+            ),
         )
     return reservation
+
+
+@dataclass(frozen=True)
+class _Unpriced:
+    """The provider and model of a call whose cost cannot be computed."""
+
+    provider_key: str
+    model: str
+
+    def refusal(self, limit: str, *, connexion: bool) -> _Refusal:
+        message = (
+            f"the model {self.model} ({self.provider_key}) has no price in the catalog, so "
+            f"{limit} cannot count what a call costs; the call is refused"
+        )
+        hint = (
+            f"an admin can price it: `aipilot models update {self.provider_key} {self.model} "
+            "--input-price USD --output-price USD` (USD per million tokens; "
+            "`aipilot models add` if it is not in the catalog)"
+        )
+        return _Refusal(message, connexion=connexion, hint=hint)
 
 
 def _reserve_in(
@@ -118,6 +149,7 @@ def _reserve_in(
     user_limits: bool,
     connexion_id: uuid.UUID | None,
     now: datetime,
+    unpriced: _Unpriced | None = None,
 ) -> tuple[Reservation, _Refusal | None]:
     rows = _locked_limits(session, ctx.identity.user_id, provider_key) if user_limits else []
     for row in rows:
@@ -125,6 +157,10 @@ def _reserve_in(
     message = next((m for m in (_limit_refusal(r, now) for r in rows) if m), None)
     if message is not None:
         return Reservation(), _Refusal(message, connexion=False)
+    costed = next((r for r in rows if r.monthly_cost_usd is not None), None)
+    if unpriced is not None and costed is not None:
+        limit = f"the monthly cost limit {_scope_name(costed)} ({_usd(costed.monthly_cost_usd)})"
+        return Reservation(), unpriced.refusal(limit, connexion=False)
     connexion = _locked_connexion(session, connexion_id) if connexion_id else None
     if connexion is not None:
         _roll_connexion(connexion, now)
@@ -132,6 +168,10 @@ def _reserve_in(
         if message is not None:
             _set_status(connexion, "quota_exceeded", ctx, now, message)
             return Reservation(), _Refusal(message, connexion=True)
+        if unpriced is not None and connexion.openai_limite_cout_mois is not None:
+            budget = _usd(connexion.openai_limite_cout_mois)
+            limit = f"the organisation's monthly OpenAI cost limit ({budget})"
+            return Reservation(), unpriced.refusal(limit, connexion=True)
         if connexion.openai_statut_connexion == "quota_exceeded":
             _set_status(connexion, "active", ctx, now, "quota available again")
         connexion.openai_usage_quotidien = (connexion.openai_usage_quotidien or 0) + 1
