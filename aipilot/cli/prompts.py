@@ -45,6 +45,14 @@ def _read_file(path: Path) -> str:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
 
 
+def _editor_env() -> dict[str, str]:
+    """The user's environment without any AIPILOT_* variable: the editor (or a plugin of
+    it) has no business with the master key, the database URL's password or a token."""
+    import os
+
+    return {name: value for name, value in os.environ.items() if not name.startswith("AIPILOT_")}
+
+
 def _edit(initial: str) -> str:
     """Open $VISUAL / $EDITOR on a private temporary file and return what was saved."""
     import os
@@ -58,7 +66,7 @@ def _edit(initial: str) -> str:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(initial)
         try:
-            done = subprocess.run([*shlex.split(command), path], check=False)
+            done = subprocess.run([*shlex.split(command), path], check=False, env=_editor_env())
         except OSError as exc:
             raise UsageError(
                 f"cannot start the editor {command!r}: {exc.strerror}",
