@@ -81,9 +81,7 @@ def test_activate_show_deactivate(cli: CliFn, database_url: str) -> None:
     assert cli("model", "show").exit_code == ExitCode.NOT_CONFIGURED
 
 
-def test_switching_back_reuses_the_row_and_reactivating_is_a_noop(
-    cli: CliFn, database_url: str
-) -> None:
+def test_switching_keeps_one_row_and_reactivating_is_a_noop(cli: CliFn, database_url: str) -> None:
     for provider, model in [
         ("openai", "gpt-4o-mini"),
         ("anthropic", "claude-sonnet-4-0"),
@@ -94,12 +92,12 @@ def test_switching_back_reuses_the_row_and_reactivating_is_a_noop(
         result = cli("model", "activate", provider, model)
         assert result.exit_code == 0, result.stderr
         assert active(database_url) == [(provider, model)]
-    assert len(configs(database_url)) == 3  # one row per (provider, model), reused
+    assert len(configs(database_url)) == 1  # one row per (user, module), as the seed upserts
 
     noop = cli("model", "activate", "anthropic", "claude-sonnet-4-0", "--json")
     assert noop.exit_code == 0 and noop.json()["changed"] is False
     assert "already" in cli("model", "activate", "anthropic", "claude-sonnet-4-0").stderr
-    assert len(configs(database_url)) == 3
+    assert len(configs(database_url)) == 1
 
 
 def test_prompt_snapshot_follows_the_switch(cli: CliFn, database_url: str) -> None:
@@ -277,7 +275,8 @@ def test_fifty_concurrent_activations_leave_one_active_row(
     print(f"50 concurrent activations: {elapsed:.2f} s, {len(failures)} failures")
     assert failures == []
     assert len(active(database_url)) == 1
-    assert len(configs(database_url)) == 50
+    assert len(configs(database_url)) == 1  # the one (user, module) row, switched 50 times
+    assert active(database_url)[0][1] in models
 
 
 def test_sigkill_mid_switch_leaves_exactly_one_active(cli: CliFn, database_url: str) -> None:

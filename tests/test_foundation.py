@@ -183,7 +183,7 @@ def test_migration_round_trip_and_no_drift(blank_database_url: str) -> None:
     db.dispose()
 
 
-def test_partial_index_refuses_a_second_active_config(database_url: str) -> None:
+def test_one_config_row_per_user_and_module(database_url: str) -> None:
     engine = sa.create_engine(normalise_database_url(database_url))
     insert = sa.text(
         "INSERT INTO ai_provider_configs (id, user_id, module_name, provider_name, model_name, is_active) "
@@ -197,11 +197,19 @@ def test_partial_index_refuses_a_second_active_config(database_url: str) -> None
         ).scalar_one()
         uid = uuid.UUID(str(uid)).hex if engine.dialect.name == "sqlite" else uid
         conn.execute(insert, {"id": _id(engine), "uid": uid, "model": "gpt-4o", "active": True})
-        conn.execute(insert, {"id": _id(engine), "uid": uid, "model": "old", "active": False})
-        conn.execute(insert, {"id": _id(engine), "uid": uid, "model": "older", "active": False})
-    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+    # one row per (user, module) since 0005: a second one is refused, active or not
+    for model, is_active in (("gpt-4o-mini", True), ("old", False)):
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+            conn.execute(
+                insert, {"id": _id(engine), "uid": uid, "model": model, "active": is_active}
+            )
+    with engine.begin() as conn:  # another module is another row
         conn.execute(
-            insert, {"id": _id(engine), "uid": uid, "model": "gpt-4o-mini", "active": True}
+            sa.text(
+                "INSERT INTO ai_provider_configs (id, user_id, module_name, provider_name, "
+                "model_name, is_active) VALUES (:id, :uid, 'other', 'openai', 'gpt-4o', true)"
+            ),
+            {"id": _id(engine), "uid": uid},
         )
     engine.dispose()
 

@@ -176,7 +176,7 @@ class Credential(Base):
 
 
 class ProviderConfig(Base):
-    """A (user, module) choice of provider + model; at most one active per (user, module)."""
+    """The (user, module) choice of provider + model: one row per (user, module)."""
 
     __tablename__ = "ai_provider_configs"
     __table_args__ = (
@@ -185,7 +185,12 @@ class ProviderConfig(Base):
             "module_name",
             "provider_name",
             "model_name",
-            name=conv("uq_ai_provider_configs_choice"),
+            name=conv("uq_ai_provider_configs_choice"),  # implied by the next one (0005)
+        ),
+        # one row per (user, module): what the seed's upsert `onConflict: 'user_id,
+        # module_name'` needs (migration 0005)
+        sa.Index(
+            conv("uq_ai_provider_configs_user_module"), "user_id", "module_name", unique=True
         ),
         sa.Index(
             conv("uq_ai_provider_configs_active"),

@@ -1,10 +1,10 @@
 """The one active model per (user, module): activate, deactivate, show.
 
-The seed's "Modèle actif (global)": deactivate the current config, then activate the chosen
-(provider, model) row, in one write transaction serialised per (user, module) — an advisory
-transaction lock on PostgreSQL, the write session's ``BEGIN IMMEDIATE`` on SQLite (see
-SECURITY.md, "The one active model"). Deactivation is flushed before activation because
-the partial unique index ``uq_ai_provider_configs_active`` is checked row by row.
+The seed's "Modèle actif (global)": the user's one config row of the module (the seed's
+upsert on ``(user_id, module_name)``; migration 0005) is pointed at the chosen (provider,
+model) and switched on, in one write transaction serialised per (user, module) — an
+advisory transaction lock on PostgreSQL, the write session's ``BEGIN IMMEDIATE`` on SQLite —
+so there is never a moment without an active model, as the seed's two calls leave one.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from aipilot.services.views import ActiveModel
 class ActivationResult:
     active: ActiveModel
     changed: bool  # False when this model was already active (no-op)
-    reused: bool  # an existing (inactive) config row was switched back on
+    reused: bool  # the user's config row of the module existed (it is switched, not added)
     previous_provider: str | None
     previous_model: str | None
 
@@ -120,14 +120,10 @@ def _snapshot(
     return (prompt.prompt_content, prompt.id) if prompt is not None else (None, None)
 
 
-def _target_row(
-    session: Session, identity: Identity, module: str, provider: str, model: str
-) -> ProviderConfig | None:
+def config_row(session: Session, identity: Identity, module: str) -> ProviderConfig | None:
+    """The user's one config row of the module, active or not (migration 0005)."""
     query = sa.select(ProviderConfig).where(
-        ProviderConfig.user_id == identity.user_id,
-        ProviderConfig.module_name == module,
-        ProviderConfig.provider_name == provider,
-        ProviderConfig.model_name == model,
+        ProviderConfig.user_id == identity.user_id, ProviderConfig.module_name == module
     )
     return session.scalars(query).first()
 
@@ -154,32 +150,29 @@ def _switch(ctx: Context, provider_key: str, model: str, module: str) -> Activat
         locks.serialise(session, ctx, locks.CONFIGS)
         provider = get_provider(session, provider_key)  # again: it may have changed since
         _resolve_model(session, identity, provider, model)
-        current = active_config(session, identity, module)
+        row = config_row(session, identity, module)
+        current = row if row is not None and row.is_active else None
         if current is not None and (current.provider_name, current.model_name) == (
             provider.provider_key,
             model,
         ):
             described = _describe(session, identity, current)
             return ActivationResult(described, False, True, *_pm(current))
+        previous = _pm(current)
         prompt, prompt_id = _snapshot(session, identity, current)
         now = datetime.now(UTC)
-        if current is not None:
-            current.is_active, current.updated_at = False, now
-            session.flush()  # before activating: the partial unique index is checked per row
-        row = _target_row(session, identity, module, provider.provider_key, model)
         reused = row is not None
         if row is None:
-            row = ProviderConfig(
-                user_id=identity.user_id,
-                module_name=module,
-                provider_name=provider.provider_key,
-                model_name=model,
-            )
+            row = ProviderConfig(user_id=identity.user_id, module_name=module)
             session.add(row)
+        if (row.provider_name, row.model_name) != (provider.provider_key, model):
+            # the last test was of another model
+            row.last_test_at, row.last_test_ok, row.last_test_error = None, None, None
+        row.provider_name, row.model_name = provider.provider_key, model
         row.is_active, row.activated_at, row.updated_at = True, now, now
         row.system_prompt, row.system_prompt_id = prompt, prompt_id
         session.flush()
-        return ActivationResult(_describe(session, identity, row), True, reused, *_pm(current))
+        return ActivationResult(_describe(session, identity, row), True, reused, *previous)
 
 
 def _pm(row: ProviderConfig | None) -> tuple[str | None, str | None]:

@@ -219,16 +219,8 @@ def describe(reader: Reader, identity: Identity, config: Row) -> ActiveModel:
     label, source = None, "unknown"
     if providers:
         label, source = _label(reader, identity, providers[0]["id"], provider_key, model)
-    snapshot, prompt_id = config["system_prompt"], as_uuid(config["system_prompt_id"])
-    prompt_name, stale = None, False
-    if snapshot is not None and prompt_id is not None:
-        source_prompt = reader.rows(
-            "SELECT name, prompt_content FROM ai_system_prompts WHERE id = :id",
-            id=id_param(reader, prompt_id),
-        )
-        if source_prompt:
-            prompt_name = source_prompt[0]["name"]
-            stale = source_prompt[0]["prompt_content"] != snapshot
+    snapshot = config["system_prompt"]
+    prompt_id, prompt_name, stale = _provenance(reader, identity, snapshot, config)
     return ActiveModel(
         module=config["module_name"],
         provider=provider_key,
@@ -245,6 +237,37 @@ def describe(reader: Reader, identity: Identity, config: Row) -> ActiveModel:
         last_test_ok=as_bool(config["last_test_ok"]),
         last_test_error=config["last_test_error"],
     )
+
+
+def _provenance(
+    reader: Reader, identity: Identity, snapshot: str | None, config: Row
+) -> tuple[uuid.UUID | None, str | None, bool]:
+    """(prompt id, name, stale) of a config's prompt snapshot.
+
+    The prompt the snapshot was taken from (``system_prompt_id``) when it still holds that
+    text; else the user's active prompt when the snapshot is its text — the seed's app
+    activates a prompt and copies its text without touching ``system_prompt_id``; else the
+    recorded prompt, marked stale (edited since); else no name (a snapshot of its own).
+    """
+    recorded = as_uuid(config["system_prompt_id"])
+    if snapshot is None:
+        return recorded, None, False
+    rows = reader.rows(
+        "SELECT id, name, prompt_content, is_active FROM ai_system_prompts "
+        "WHERE user_id = :uid AND (id = :id OR is_active)",
+        uid=id_param(reader, identity.user_id),
+        id=id_param(reader, recorded) if recorded is not None else None,
+    )
+    by_id = {uuid_of(r["id"]): r for r in rows}
+    source = by_id.get(recorded) if recorded is not None else None
+    if source is not None and source["prompt_content"] == snapshot:
+        return recorded, source["name"], False
+    for row in rows:
+        if as_bool(row["is_active"]) and row["prompt_content"] == snapshot:
+            return uuid_of(row["id"]), row["name"], False
+    if source is not None:
+        return recorded, source["name"], True
+    return recorded, None, False
 
 
 def _label(
