@@ -129,10 +129,7 @@ def test_the_apps_activation_is_aipilots_active_model(app: App, fake: FakeProvid
     assert asked.exit_code == 0, asked.stderr
     assert fake.last_request.json["model"] == "gpt-4o"
     _activate_from_the_app(app, "openai", "gpt-4.1-mini")  # again: still one row
-    assert (
-        app.cli("--json", "model", "show", user=USER).json()["active"]["model"]
-        == "gpt-4.1-mini"
-    )
+    assert app.cli("--json", "model", "show", user=USER).json()["active"]["model"] == "gpt-4.1-mini"
 
 
 def test_the_apps_first_activation_on_an_empty_config(app: App, fake: FakeProvider) -> None:

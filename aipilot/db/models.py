@@ -189,9 +189,7 @@ class ProviderConfig(Base):
         ),
         # one row per (user, module): what the seed's upsert `onConflict: 'user_id,
         # module_name'` needs (migration 0005)
-        sa.Index(
-            conv("uq_ai_provider_configs_user_module"), "user_id", "module_name", unique=True
-        ),
+        sa.Index(conv("uq_ai_provider_configs_user_module"), "user_id", "module_name", unique=True),
         sa.Index(
             conv("uq_ai_provider_configs_active"),
             "user_id",
