@@ -45,12 +45,15 @@ def _ping(db: Database) -> None:
 
 
 async def readyz(request: Request) -> JSONResponse:
+    """Ready when the database answers. Anyone may ask: the answer names no host, port,
+    database or file, only the error's class; the reason goes to the server's log."""
     try:
         await run_in_threadpool(_ping, server_state(request).db)
-    except AipilotError as err:
-        return JSONResponse({"status": "unavailable", "error": err.message}, status_code=503)
     except Exception as exc:
-        return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, status_code=503)
+        reason = exc.message if isinstance(exc, AipilotError) else type(exc).__name__
+        log.warning("readyz: the database is unavailable: %s", reason)
+        body = {"status": "unavailable", "error": "database unavailable"}
+        return JSONResponse({**body, "error_class": type(exc).__name__}, status_code=503)
     return JSONResponse({"status": "ready"})
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from decimal import Decimal
@@ -15,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from aipilot.db.engine import Database
-from aipilot.errors import AipilotError
+from aipilot.errors import AipilotError, DatabaseError
 from aipilot.server.auth import Authenticator
 from aipilot.server.config import ServerConfig
 from aipilot.server.errors import HttpError, unexpected
@@ -24,6 +25,7 @@ from aipilot.services.assist import PreparedCalls
 from aipilot.services.runtime import Context
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+log = logging.getLogger("aipilot.server")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +76,9 @@ def handled(shape: Callable[[AipilotError], Response]) -> Callable[[Endpoint], E
         async def wrapper(request: Request) -> Response:
             try:
                 return await endpoint(request)
+            except DatabaseError as err:  # before any token check too: say not where it is
+                log.warning("%s: the database is unavailable: %s", request.url.path, err.message)
+                return shape(DatabaseError("database unavailable", hint="try again later"))
             except AipilotError as err:
                 return shape(err)
             except Exception as exc:
