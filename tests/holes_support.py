@@ -151,6 +151,11 @@ def store_key(cli: CliFn, user: str = "alice", provider: str = "openai") -> str:
     return secret
 
 
+def user_id(database_url: str, name: str) -> str:
+    rows = sql(database_url, "SELECT users_id FROM users WHERE username = :u", u=name)
+    return str(uuid.UUID(str(rows[0][0])))
+
+
 def usage_rows(database_url: str, kind: str = "chat") -> int:
     rows = sql(database_url, "SELECT count(*) FROM ai_usage_logs WHERE kind = :k", k=kind)
     return int(rows[0][0])

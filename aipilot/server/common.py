@@ -6,6 +6,8 @@ import dataclasses
 import functools
 import json
 import logging
+import math
+import re
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from decimal import Decimal
@@ -44,15 +46,65 @@ def server_state(request: Request) -> ServerState:
     return found
 
 
+MAX_JSON_DEPTH = 64
+MAX_INT_DIGITS = 40
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > MAX_INT_DIGITS + 1:
+        raise ValueError("integer too long")
+    return int(text)
+
+
+def _json_problem(body: Any) -> str | None:
+    """Why a parsed body cannot be used (too deep, a lone surrogate), without recursion."""
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return f"is nested more than {MAX_JSON_DEPTH} levels deep"
+        if isinstance(node, dict):
+            stack.extend((k, depth) for k in node)
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((item, depth + 1) for item in node)
+        elif isinstance(node, str) and _SURROGATE.search(node):
+            return "has a string that is not valid Unicode (a lone surrogate)"
+    return None
+
+
 async def read_json(request: Request) -> dict[str, Any]:
+    """The body as a JSON object: strict JSON (no NaN or Infinity, finite numbers, integers
+    of at most 40 digits, valid Unicode), at most 64 levels deep; a 400 otherwise."""
     try:
         raw = await request.body()
     except BodyTooLarge:
         raise HttpError(413, "request body too large", code="too_large") from None
     try:
-        body = json.loads(raw) if raw else {}
-    except ValueError:
+        body = (
+            json.loads(
+                raw, parse_constant=_no_constant, parse_float=_finite, parse_int=_bounded_int
+            )
+            if raw
+            else {}
+        )
+    except (ValueError, RecursionError):  # RecursionError: nested too deep for the parser
         raise HttpError(400, "the request body is not valid JSON", code="bad_json") from None
+    problem = _json_problem(body)
+    if problem is not None:
+        raise HttpError(400, f"the request body {problem}", code="bad_json")
     if not isinstance(body, dict):
         raise HttpError(400, "the request body must be a JSON object", code="bad_json")
     return body

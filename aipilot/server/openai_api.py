@@ -48,8 +48,9 @@ def _messages(items: Any) -> tuple[Message, ...]:
     out = []
     for item in items:
         role = item.get("role") if isinstance(item, dict) else None
-        if role not in ROLES:
-            raise HttpError(400, f"unsupported message role {role!r}", code="bad_request")
+        if not isinstance(role, str) or role not in ROLES:
+            shown = repr(role)[:40] if isinstance(role, str | None) else "of that type"
+            raise HttpError(400, f"unsupported message role {shown}", code="bad_request")
         out.append(Message(ROLES[role], _content(item.get("content"))))
     return tuple(out)
 
