@@ -69,8 +69,11 @@ def activate_directly(
     new_id = uuid.uuid4()
     sql(
         database_url,
+        # the seed's upsert on (user_id, module_name): one config row per user and module
         "INSERT INTO ai_provider_configs (id, user_id, module_name, provider_name, model_name, system_prompt, is_active) "
-        "SELECT :id, users_id, 'global', :p, :m, :s, :t FROM users WHERE username = :u",
+        "SELECT :id, users_id, 'global', :p, :m, :s, :t FROM users WHERE username = :u "
+        "ON CONFLICT (user_id, module_name) DO UPDATE SET provider_name = excluded.provider_name, "
+        "model_name = excluded.model_name, system_prompt = excluded.system_prompt, is_active = excluded.is_active",
         id=new_id.hex if database_url.startswith("sqlite") else str(new_id),
         p=provider,
         m=model,

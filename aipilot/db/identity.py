@@ -54,13 +54,24 @@ def user_filter(name: str) -> sa.ColumnElement[bool]:
     return User.users_id == user_id if user_id is not None else User.username == name
 
 
+# On PostgreSQL an admin is who ``is_admin_presenca()`` says is one: aipilot's own reads
+# ``users.role = 'admin'``; on an adopted database it is the app's (the seed's role scheme).
+# A user of the app that aipilot never named has no username: its id stands for it.
+_COLUMNS = {
+    "sqlite": "users_id, username, role",
+    "postgresql": "users_id, coalesce(username, users_id::text) AS username, "
+    "CASE WHEN public.is_admin_presenca(users_id) THEN 'admin' ELSE 'member' END AS role",
+}
+
+
 def find_user(reader: Reader, name: str) -> Identity | None:
     user_id = _as_id(name)
     if user_id is not None:
         where, value = "users_id = :v", id_param(reader, user_id)
     else:
         where, value = "username = :v", name
-    found = reader.rows(f"SELECT users_id, username, role FROM users WHERE {where}", v=value)
+    columns = _COLUMNS.get(reader.dialect, _COLUMNS["sqlite"])
+    found = reader.rows(f"SELECT {columns} FROM users WHERE {where}", v=value)
     if not found:
         return None
     row = found[0]

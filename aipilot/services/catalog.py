@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aipilot.db.models import Model, Provider, UserModel
-from aipilot.errors import UsageError
+from aipilot.errors import NotConfiguredError, UsageError
 from aipilot.services.validate import identifier
 from aipilot.services.views import unknown_provider
 
@@ -39,18 +39,36 @@ def active_providers(session: Session) -> list[Provider]:
 
 
 def settings_for(provider: Provider) -> ProviderSettings:
-    """The provider client's view of a catalog row (endpoints are data, not code)."""
+    """The provider client's view of a catalog row (endpoints are data, not code).
+
+    A row of an adopted catalog has no endpoint columns of its own (the app's rows predate
+    them: NULL): a provider aipilot knows gets aipilot's built-in settings for what is
+    empty; another one must be given its endpoint by an admin.
+    """
+    from aipilot.db.seed import PROVIDERS
     from aipilot.providers.types import ProviderSettings
 
+    seed = next((p for p in PROVIDERS if p.provider_key == provider.provider_key), None)
+    base_url = provider.base_url or (seed.base_url if seed else None)
+    if not base_url:
+        raise NotConfiguredError(
+            f"provider {provider.provider_key!r} has no endpoint (base_url) in the catalog",
+            hint=f"an admin sets it: `aipilot providers update {provider.provider_key} "
+            "--base-url URL --protocol openai`",
+        )
+    adopted = provider.api_kind is None  # the app's row: aipilot's endpoint columns empty
+    fallback = seed if adopted and seed is not None else None
     return ProviderSettings(
         provider_key=provider.provider_key,
         provider_name=provider.provider_name,
-        base_url=provider.base_url,
-        api_kind=provider.api_kind,  # type: ignore[arg-type]
-        auth_method=provider.api_auth_method,  # type: ignore[arg-type]
-        auth_header=provider.api_auth_header,
-        extra_headers=dict(provider.api_headers or {}),
-        test_endpoint=provider.test_endpoint,
+        base_url=base_url,
+        api_kind=cast(Any, fallback.api_kind if fallback else provider.api_kind or "openai"),
+        auth_method=cast(
+            Any, fallback.api_auth_method if fallback else provider.api_auth_method or "bearer"
+        ),
+        auth_header=fallback.api_auth_header if fallback else provider.api_auth_header,
+        extra_headers=dict(fallback.api_headers if fallback else provider.api_headers or {}),
+        test_endpoint=fallback.test_endpoint if fallback else provider.test_endpoint,
     )
 
 

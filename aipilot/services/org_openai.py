@@ -68,8 +68,9 @@ class ConnexionInfo:
     organisation: str
     organisation_id: str
     connexion_id: str | None
-    configured: bool  # a key is stored
+    configured: bool  # a key aipilot can use is stored
     key_hint: str | None = None
+    key_state: str = "not configured"  # sealed | plaintext (stored by another system)
     active: bool = False
     status: str | None = None
     client_type: str | None = None
@@ -139,8 +140,9 @@ def _info(org: Organisation, row: OpenAIConnexion | None) -> ConnexionInfo:
         organisation=org.name,
         organisation_id=str(org.organisation_id),
         connexion_id=str(row.openai_connexion_id),
-        configured=row.openai_api_key is not None,
+        configured=row.openai_api_key is not None and not is_plaintext(row.openai_api_key),
         key_hint=_key_hint(row),
+        key_state=_key_state(row.openai_api_key),
         active=row.openai_actif,
         status=row.openai_statut_connexion,
         client_type=row.client_type,
@@ -386,11 +388,29 @@ def with_headers(settings: ProviderSettings, headers: dict[str, str]) -> Provide
     return replace(settings, extra_headers={**settings.extra_headers, **headers})
 
 
+def is_plaintext(value: str) -> bool:
+    """A key another system (the seed's React app) stored as it is, not sealed by aipilot."""
+    return not value.startswith("aipilot:")
+
+
+def _key_state(value: str | None) -> str:
+    if value is None:
+        return "not configured"
+    return "plaintext (stored by another system)" if is_plaintext(value) else "sealed"
+
+
 def _open(row: OpenAIConnexion) -> str:
     if row.openai_api_key is None:
         raise NotConfiguredError(
             "the organisation's OpenAI connection has no key",
             hint="an admin stores one with `aipilot org-openai set-key ORG`",
+        )
+    if is_plaintext(row.openai_api_key):  # never used: it was readable by anyone who saw the row
+        raise NotConfiguredError(
+            "the organisation's OpenAI key is stored as plaintext by another system; "
+            "aipilot does not use it",
+            hint="an admin seals it with `aipilot org-openai set-key ORG` (and rotates it at "
+            "OpenAI: it was readable)",
         )
     sealed = vault.Sealed.from_text(row.openai_api_key)
     owner = credentials.org_key_owner(row.organisation_id)

@@ -63,6 +63,12 @@ class SealedRow(Protocol):
 
 
 def sealed_of(row: SealedRow) -> vault.Sealed:
+    if stored_elsewhere(row):
+        raise VaultError(
+            f"the stored {row.provider_key} key was stored by another system "
+            "(not aipilot's format)",
+            hint=f"re-enter it with `aipilot keys set {row.provider_key}`",
+        )
     try:
         return vault.Sealed(
             ciphertext=base64.b64decode(row.encrypted_key, validate=True),
@@ -75,6 +81,12 @@ def sealed_of(row: SealedRow) -> vault.Sealed:
             f"the stored key for {row.provider_key} is malformed",
             hint=f"re-enter it with `aipilot keys set {row.provider_key}`",
         ) from exc
+
+
+def stored_elsewhere(row: SealedRow) -> bool:
+    """A credentials row of an adopted database that aipilot never sealed (the old
+    ``ai-keys-manager``'s format): aipilot's columns are empty."""
+    return row.encrypted_key is None or row.nonce is None or row.key_id is None
 
 
 def unseal_with(

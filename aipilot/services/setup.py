@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -15,7 +16,11 @@ from aipilot.db.engine import Database
 from aipilot.db.identity import user_filter
 from aipilot.db.models import Model, Provider, User
 from aipilot.db.seed import MODELS, PROVIDERS
+from aipilot.errors import UsageError
 from aipilot.services.runtime import open_database
+
+if TYPE_CHECKING:
+    from aipilot.db.adopt import Plan
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,32 @@ class InitReport:
     user_role: str | None = None
     master_key_source: str = "none"
     master_key_note: str | None = None
+
+
+def adopt_existing(settings: Settings, *, db: Database, dry_run: bool) -> Plan:
+    """``init --adopt``: take over the existing system's tables (see aipilot.db.adopt).
+
+    Refusals raise a usage error after the plan is built, so nothing has changed. The
+    catalog is the app's: adoption adds no provider or model, and registers no user (the
+    app's users are aipilot's, by their ids).
+    """
+    from aipilot.db import adopt
+
+    plan = adopt.adopt(db, dry_run=dry_run)
+    if plan.refusals:
+        raise AdoptionRefused(plan)
+    vault.ensure_master_key()
+    return plan
+
+
+class AdoptionRefused(UsageError):
+    def __init__(self, plan: Plan) -> None:
+        more = f" (and {len(plan.refusals) - 1} more)" if len(plan.refusals) > 1 else ""
+        super().__init__(
+            f"cannot adopt the {plan.database}: {plan.refusals[0]}{more}",
+            hint="nothing was changed; `aipilot init --adopt --dry-run` lists every reason",
+        )
+        self.plan = plan
 
 
 def initialise(settings: Settings, *, db: Database | None = None) -> InitReport:

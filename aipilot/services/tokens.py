@@ -19,8 +19,9 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from aipilot.db.engine import Database
-from aipilot.db.identity import Identity
+from aipilot.db.identity import Identity, find_user
 from aipilot.db.models import ApiToken, User
+from aipilot.db.reader import SessionReader
 from aipilot.errors import NotFoundError, PermissionDeniedError, UsageError
 from aipilot.services.runtime import Context
 
@@ -184,8 +185,12 @@ def authenticate_token(db: Database, token: str) -> Authenticated:
         raise InvalidTokenError("this access token has expired")
     if row.last_used_at is None or moment - aware(row.last_used_at) >= LAST_USED_GRANULARITY:
         _touch(db, row.id, moment)
+    with db.session() as session:
+        identity = find_user(SessionReader(session), str(user.users_id))
+    if identity is None:
+        raise InvalidTokenError("invalid access token")
     return Authenticated(
-        Identity(user.users_id, user.username, user.role),
+        identity,
         aware(row.expires_at) if row.expires_at is not None else None,
     )
 
@@ -204,7 +209,7 @@ def identity_of_user_id(db: Database, user_id: str) -> Identity:
     except (ValueError, TypeError, AttributeError):
         raise InvalidTokenError("the token's subject is not a user id") from None
     with db.session() as session:
-        user = session.get(User, key)
-        if user is None:
-            raise InvalidTokenError("the token's subject is not a registered user")
-        return Identity(user.users_id, user.username, user.role)
+        found = find_user(SessionReader(session), str(key))
+    if found is None:
+        raise InvalidTokenError("the token's subject is not a registered user")
+    return found

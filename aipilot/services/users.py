@@ -18,7 +18,13 @@ from sqlalchemy.orm import Session
 
 from aipilot.db.identity import user_filter
 from aipilot.db.models import User
-from aipilot.errors import ConflictError, DatabaseError, NotFoundError, UsageError
+from aipilot.errors import (
+    ConflictError,
+    DatabaseError,
+    NotFoundError,
+    PermissionDeniedError,
+    UsageError,
+)
 from aipilot.services.runtime import Context
 from aipilot.services.validate import identifier
 
@@ -34,20 +40,45 @@ class UserInfo:
     is_current: bool
 
 
-def _info(user: User, ctx: Context) -> UserInfo:
+def _info(user: User, ctx: Context, *, admin: bool | None = None) -> UserInfo:
+    role = user.role if admin is None else ("admin" if admin else "member")
     return UserInfo(
         user_id=str(user.users_id),
-        username=user.username,
-        role=user.role,
+        username=user.username or str(user.users_id),
+        role=role,
         created_at=user.created_at,
         is_current=user.users_id == ctx.identity.user_id,
     )
 
 
 def list_users(ctx: Context) -> list[UserInfo]:
+    """Every user; on PostgreSQL the role is what ``is_admin_presenca()`` says (see
+    aipilot.db.identity), which on an adopted database is the app's role scheme."""
     with ctx.db.session() as session:
         users = session.scalars(sa.select(User).order_by(User.username)).all()
-        return [_info(u, ctx) for u in users]
+        if ctx.db.dialect != "postgresql":
+            return [_info(u, ctx) for u in users]
+        admins = set(
+            session.scalars(
+                sa.select(User.users_id).where(sa.func.public.is_admin_presenca(User.users_id))
+            )
+        )
+        return [_info(u, ctx, admin=u.users_id in admins) for u in users]
+
+
+def _adopted(session: Session) -> bool:
+    from aipilot.db.adopt import is_adopted
+
+    return is_adopted(session.connection())
+
+
+def _refuse_on_adopted(session: Session, what: str) -> None:
+    if _adopted(session):
+        raise PermissionDeniedError(
+            f"{what} is the app's on an adopted database: aipilot's admins are who "
+            "is_admin_presenca() says they are",
+            hint="change the role in the app (its users table), not with aipilot",
+        )
 
 
 def _role(role: str) -> str:
@@ -69,11 +100,37 @@ def add_user(
             wanted, email = _auth_user(session, name, wanted)
             if user_id is None and _as_uuid(name) is not None and email:
                 name = identifier("user name", email)  # `users add <uuid>`: named by e-mail
+        if _adopted(session):
+            return _name_app_user(session, ctx, name, wanted, role)
         _refuse_duplicates(session, name, wanted)
         user = User(username=name, role=role, users_id=wanted or uuid.uuid4())
         session.add(user)
         session.flush()
         return _info(user, ctx)
+
+
+def _name_app_user(
+    session: Session, ctx: Context, name: str, wanted: uuid.UUID | None, role: str
+) -> UserInfo:
+    """Adopted: the app's users are aipilot's already (by id); `users add` gives one a name."""
+    if role == "admin":
+        _refuse_on_adopted(session, "an admin role")
+    if session.scalars(sa.select(User).where(User.username == name)).first():
+        raise ConflictError(f"user {name!r} already exists", hint="see `aipilot users list`")
+    user = session.get(User, wanted) if wanted is not None else None
+    if user is None:
+        raise NotFoundError(
+            f"the app has no user with id {wanted}" if wanted else "give the user's id",
+            hint="on an adopted database users come from the app: "
+            "`aipilot users add NAME --id UUID` names one of them",
+        )
+    if user.username:
+        raise ConflictError(
+            f"user {wanted} is already named {user.username!r}", hint="see `aipilot users list`"
+        )
+    user.username = name
+    session.flush()
+    return _info(user, ctx)
 
 
 def _as_uuid(value: str) -> uuid.UUID | None:
@@ -118,9 +175,14 @@ AUTH_USERS_HINT = (
 def _auth_rows(
     session: Session, where: str = "", **params: object
 ) -> list[sa.Row[tuple[object, ...]]]:
-    sql = "SELECT id, email, coalesce(is_anonymous, false) AS anonymous FROM auth.users"
+    # to_jsonb: older Supabase Auth versions have no is_anonymous column
+    sql = (
+        "SELECT id, email, coalesce((to_jsonb(u) ->> 'is_anonymous')::boolean, false) "
+        "AS anonymous FROM auth.users u"
+    )
+    order = "ORDER BY to_jsonb(u) ->> 'created_at', id"
     try:
-        return list(session.execute(sa.text(f"{sql} {where} ORDER BY created_at, id"), params))
+        return list(session.execute(sa.text(f"{sql} {where} {order}"), params))
     except sa.exc.ProgrammingError as exc:
         if getattr(exc.orig, "sqlstate", None) == "42501":
             raise DatabaseError(
@@ -217,6 +279,7 @@ def set_role(ctx: Context, name: str, role: str) -> UserInfo:
     ctx.identity.require_admin("changing roles")
     role = _role(role)
     with ctx.db.session(write=True) as session:
+        _refuse_on_adopted(session, "a user's role")
         user = session.scalars(sa.select(User).where(user_filter(name))).first()
         if user is None:
             raise NotFoundError(f"no user named {name!r}", hint="see `aipilot users list`")

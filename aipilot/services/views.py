@@ -165,14 +165,16 @@ def _key_state(
     if row is None:
         return KeyStatus(key, name, False, "not configured")
     state = "locked" if keys is None else "configured"
-    if keys is not None:
+    if row["nonce"] is None or row["key_id"] is None or row["encrypted_key"] is None:
+        state = "stored by another system"  # adopted: re-enter it with `aipilot keys set`
+    elif keys is not None:
         sealed = _StoredKey(
             identity.user_id,
             key,
             row["encrypted_key"],
             row["nonce"],
             row["key_id"],
-            int(row["format_version"]),
+            int(row["format_version"] or 1),
         )
         try:
             open_row(sealed, keys)
@@ -181,7 +183,7 @@ def _key_state(
     return KeyStatus(
         provider=key,
         provider_name=name,
-        configured=state != "needs re-entry",
+        configured=state not in ("needs re-entry", "stored by another system"),
         state=state,
         hint=row["key_hint"],
         last_tested_at=as_time(row["last_tested_at"]),
