@@ -25,7 +25,13 @@ from aipilot.db.migrate import require_current_schema
 from aipilot.errors import AipilotError
 from aipilot.server import functions, openai_api
 from aipilot.server.auth import Authenticator
-from aipilot.server.common import ServerState, server_state
+from aipilot.server.common import (
+    SCHEMA_FIX,
+    SCHEMA_UNUSABLE,
+    ServerState,
+    recheck,
+    server_state,
+)
 from aipilot.server.config import ServerConfig
 from aipilot.server.jwks import JwksCache
 from aipilot.server.limits import BodyLimitMiddleware
@@ -45,29 +51,49 @@ def _ping(db: Database) -> None:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """Ready when the database answers. Anyone may ask: the answer names no host, port,
-    database or file, only the error's class; the reason goes to the server's log."""
+    """Ready when the database answers with a schema this server can use. Anyone may ask:
+    the answer names no host, port, database or file, only the error's class; the reason
+    goes to the server's log. Warnings about the database (a role that bypasses RLS) too."""
+    state = server_state(request)
     try:
-        await run_in_threadpool(_ping, server_state(request).db)
+        await run_in_threadpool(_ping, state.db)
+        broken = state.schema_problem is not None and await run_in_threadpool(recheck, state)
     except Exception as exc:
         reason = exc.message if isinstance(exc, AipilotError) else type(exc).__name__
         log.warning("readyz: the database is unavailable: %s", reason)
         body = {"status": "unavailable", "error": "database unavailable"}
         return JSONResponse({**body, "error_class": type(exc).__name__}, status_code=503)
-    return JSONResponse({"status": "ready"})
+    if broken:
+        body = {"status": "unavailable", "error": SCHEMA_UNUSABLE, "hint": SCHEMA_FIX}
+        return JSONResponse({**body, "error_class": "SchemaError"}, status_code=503)
+    return JSONResponse({"status": "ready", "warnings": list(state.warnings)})
 
 
-def _check_schema(db: Database) -> None:
+def _check_schema(state: ServerState) -> None:
     try:
-        require_current_schema(db)
+        require_current_schema(state.db)
     except AipilotError as err:  # keep serving: /readyz and every call report the problem
+        state.schema_problem = err.message
         log.warning("%s (%s)", err.message, err.hint or "")
+        return
+    state.warnings = _database_warnings(state.db)
+    for warning in state.warnings:
+        log.warning("%s", warning)
+
+
+def _database_warnings(db: Database) -> tuple[str, ...]:
+    from aipilot.db.reader import SessionReader
+    from aipilot.services.views import rls_bypass_warning
+
+    with db.session() as session:
+        warning = rls_bypass_warning(SessionReader(session))
+    return (warning,) if warning else ()
 
 
 @asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     current: ServerState = app.state.aipilot
-    await run_in_threadpool(_check_schema, current.db)
+    await run_in_threadpool(_check_schema, current)
     try:
         yield
     finally:

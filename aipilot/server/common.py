@@ -30,15 +30,61 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 log = logging.getLogger("aipilot.server")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class ServerState:
     """Built once per process: one Database (one engine and pool), one Authenticator, and
-    the prepared calls of the assist path (re-read only when the configuration changes)."""
+    the prepared calls of the assist path (re-read only when the configuration changes).
+    ``schema_problem`` and ``warnings`` are set at start-up (and cleared once fixed)."""
 
     config: ServerConfig
     db: Database
     auth: Authenticator
     prepared: PreparedCalls
+    schema_problem: str | None = None  # set at start-up; every call and /readyz say it
+    warnings: tuple[str, ...] = ()  # about the database (a role that bypasses RLS)
+
+
+SCHEMA_UNUSABLE = (
+    "the database has no aipilot schema this server can use (none, another revision, or the "
+    "existing system's tables not adopted yet)"
+)
+SCHEMA_FIX = (
+    "an operator runs `aipilot db upgrade`, or `aipilot init --adopt` on the existing "
+    "system's database, then restarts `aipilot serve`"
+)
+
+
+def schema_error() -> HttpError:
+    return HttpError(503, SCHEMA_UNUSABLE, code="schema_unusable", hint=SCHEMA_FIX)
+
+
+def recheck(state: ServerState) -> bool:
+    """Is the schema still unusable? (Checked again only while it is: a fixed schema is
+    seen on the next call.)"""
+    from aipilot.db.migrate import require_current_schema
+
+    try:
+        require_current_schema(state.db)
+    except AipilotError as err:
+        state.schema_problem = err.message
+        return True
+    state.schema_problem = None
+    return False
+
+
+def _schema_missing(exc: BaseException) -> bool:
+    """A statement failed for want of a table or column: the schema, not the caller."""
+    import sqlalchemy as sa
+
+    orig = getattr(exc, "orig", None)
+    if isinstance(exc, sa.exc.ProgrammingError | sa.exc.OperationalError):
+        code = getattr(orig, "sqlstate", None)
+        return (
+            code in ("42P01", "42703")
+            or "no such table" in str(orig)
+            or "no such column" in str(orig)
+        )
+    return False
 
 
 def server_state(request: Request) -> ServerState:
@@ -126,6 +172,9 @@ def handled(shape: Callable[[AipilotError], Response]) -> Callable[[Endpoint], E
     def decorate(endpoint: Endpoint) -> Endpoint:
         @functools.wraps(endpoint)
         async def wrapper(request: Request) -> Response:
+            state = server_state(request)
+            if state.schema_problem is not None and await run_in_threadpool(recheck, state):
+                return shape(schema_error())
             try:
                 return await endpoint(request)
             except DatabaseError as err:  # before any token check too: say not where it is
@@ -134,7 +183,10 @@ def handled(shape: Callable[[AipilotError], Response]) -> Callable[[Endpoint], E
             except AipilotError as err:
                 return shape(err)
             except Exception as exc:
-                debug = server_state(request).config.debug
+                if _schema_missing(exc):
+                    log.warning("%s: the schema is not usable: %s", request.url.path, exc)
+                    return shape(schema_error())
+                debug = state.config.debug
                 return shape(unexpected(exc, path=request.url.path, debug=debug))
 
         return wrapper
