@@ -96,7 +96,7 @@ def show(ctx: typer.Context, org: OrgArg, json_output: JsonOpt = False) -> None:
     budget = "—" if info.monthly_cost_usd is None else f"${info.monthly_cost_usd}"
     lines = [
         ("organisation", info.organisation),
-        ("key", info.key_hint or ("stored" if info.configured else "none")),
+        ("key", info.key_hint or ("stored" if info.configured else info.key_state)),
         ("enabled", "yes" if info.active else "no"),
         ("status", info.status or "—"),
         ("requests today", f"{info.requests_today} of {daily}"),
