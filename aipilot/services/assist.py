@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -134,6 +135,8 @@ class PreparedCalls:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._generation: int | None = None
+        # a key sealed under another master key after this means the process's is retired
+        self.started_at = datetime.now(UTC)
         self._entries: dict[tuple[uuid.UUID, str], _Prepared] = {}
 
     def get(self, key: tuple[uuid.UUID, str], generation: int | None) -> _Prepared | None:

@@ -19,7 +19,7 @@ from aipilot.db.engine import set_identity
 from aipilot.db.models import Credential, OpenAIConnexion, User
 from aipilot.db.reader import SessionReader
 from aipilot.errors import AipilotError, UsageError
-from aipilot.services import calls, credentials, views
+from aipilot.services import calls, credentials, rotation_guard, views
 from aipilot.services.catalog import active_providers, get_provider, settings_for
 from aipilot.services.runtime import Context
 from aipilot.services.sealing import forget_master_keys, master_keys, open_row, unseal_with
@@ -56,8 +56,10 @@ def set_key(ctx: Context, provider_key: str, raw: str, *, test: bool = True) -> 
     with ctx.db.session() as session:
         provider = get_provider(session, provider_key).provider_key
     secret = vault.validate_api_key_input(raw, provider_key=provider)
+    since = rotation_guard.since(ctx)
     mk = vault.load_master_key()
     with ctx.db.session(user_id=ctx.identity.user_id, write=True) as session:
+        rotation_guard.refuse_retired(session, ctx, mk, since=since)
         row = credentials.store(session, ctx.identity, provider, secret, mk)
         key_hint = row.key_hint
     result = test_keys(ctx, [provider])[0] if test else None
