@@ -12,9 +12,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from tests import holes_support
 from tests.holes_support import KEYS, Server, free_port
+from tests.providers_catalog import sql
 
 server = holes_support.server  # fixture
 fake = holes_support.fake  # fixture
@@ -50,7 +52,7 @@ def test_readyz_names_no_host_port_or_database(kind: str, tmp_path: Path) -> Non
     doc = ready.json()
     assert doc["status"] == "unavailable" and doc["error"] == "database unavailable"
     assert doc["error_class"] == "DatabaseError"
-    assert anonymous.status_code == 503 and anonymous.json()["code"] == "database"
+    assert anonymous.status_code == 503 and anonymous.json()["success"] is False
     for answer in (ready, anonymous):
         assert [w for w in words if w in answer.text] == [], answer.text
     log = srv.output()
@@ -60,4 +62,38 @@ def test_readyz_names_no_host_port_or_database(kind: str, tmp_path: Path) -> Non
 
 def test_readyz_when_the_database_answers(server: Server) -> None:
     with server.client() as http:
-        assert http.get("/readyz").json() == {"status": "ready"}
+        assert http.get("/readyz").json()["status"] == "ready"
+
+
+def cut_off(database_url: str) -> list[str]:
+    """Make the test's database unusable under a running server; the words that locate it."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        path = Path(str(url.database))
+        for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            extra.unlink(missing_ok=True)
+        path.write_bytes(b"not a database " * 512)
+        return [path.name, str(path.parent)]
+    name = str(url.database)
+    admin = url.set(database="postgres").render_as_string(hide_password=False)
+    sql(admin, f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+    sql(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n", n=name)
+    return [name, f"{url.host}:{url.port or 5432}"]
+
+
+def test_a_database_lost_under_a_running_server_is_not_located(
+    server: Server, database_url: str
+) -> None:
+    words = cut_off(database_url)
+    with server.client() as http:
+        ready = http.get("/readyz")
+        anonymous = http.post(
+            KEYS, json={"action": "get-status"}, headers={"Authorization": "Bearer aip_x"}
+        )
+    if database_url.startswith("postgresql"):  # SQLite answers SELECT 1 without its file
+        assert ready.status_code == 503 and ready.json()["error"] == "database unavailable"
+    assert anonymous.status_code == 503 and anonymous.json()["code"] == "database"
+    assert anonymous.json()["error"] == "database unavailable"
+    for answer in (ready, anonymous):
+        assert [w for w in words if w in answer.text] == [], answer.text
+    assert words[0] in server.output()
