@@ -200,6 +200,8 @@ def _adopt_columns(conn: Connection, inspector: Any, table: sa.Table, plan: Plan
         if have is None:
             ddl = wanted.compile(dialect=conn.dialect)
             default = _default_sql(conn, column)
+            if default and conn.dialect.name == "sqlite" and not _constant(default):
+                default = None  # SQLite adds columns with constant defaults only
             suffix = f" DEFAULT {default}" if default else ""
             plan.add(
                 "column",
@@ -230,6 +232,20 @@ def _adopt_columns(conn: Connection, inspector: Any, table: sa.Table, plan: Plan
 def _sqlite_lenient(conn: Connection, have: dict[str, Any]) -> bool:
     """SQLite stores what it is given: declared types other than aipilot's still hold text."""
     return conn.dialect.name == "sqlite" and _type_family(have["type"]) in ("text", "numeric")
+
+
+def _constant(sql: str) -> bool:
+    return (
+        sql.startswith("'")
+        or sql.lstrip("-").replace(".", "", 1).isdigit()
+        or sql
+        in (
+            "true",
+            "false",
+            "0",
+            "1",
+        )
+    )
 
 
 def _default_sql(conn: Connection, column: sa.Column[Any]) -> str | None:
@@ -282,9 +298,7 @@ def _unique(
     indexes = [
         set(i["column_names"])
         for i in inspector.get_indexes(table)
-        if i.get("unique")
-        and not (i.get("dialect_options") or {}).get("postgresql_where")
-        and not (i.get("dialect_options") or {}).get("sqlite_where")
+        if i.get("unique") and not _partial(i)
     ]
     if wanted == pk or wanted in uniques or wanted in indexes:
         return
@@ -311,6 +325,11 @@ def _unique(
             plan.warnings.append(message + "; aipilot works without the index")
         return
     plan.add("unique", f"unique index {name}", f"CREATE UNIQUE INDEX {name} ON {table} ({cols})")
+
+
+def _partial(index: dict[str, Any]) -> bool:
+    options = index.get("dialect_options") or {}
+    return any(options.get(k) is not None for k in ("postgresql_where", "sqlite_where"))
 
 
 def _stamp(conn: Connection, plan: Plan) -> None:

@@ -57,8 +57,10 @@ def user_filter(name: str) -> sa.ColumnElement[bool]:
 # On PostgreSQL an admin is who ``is_admin_presenca()`` says is one: aipilot's own reads
 # ``users.role = 'admin'``; on an adopted database it is the app's (the seed's role scheme).
 # A user of the app that aipilot never named has no username: its id stands for it.
+# On SQLite (no functions) the seed's role name for its administrators counts as admin too.
 _COLUMNS = {
-    "sqlite": "users_id, username, role",
+    "sqlite": "users_id, username, "
+    "CASE WHEN role IN ('admin', 'admin_presenca') THEN 'admin' ELSE 'member' END AS role",
     "postgresql": "users_id, coalesce(username, users_id::text) AS username, "
     "CASE WHEN public.is_admin_presenca(users_id) THEN 'admin' ELSE 'member' END AS role",
 }

@@ -56,8 +56,8 @@ def list_users(ctx: Context) -> list[UserInfo]:
     aipilot.db.identity), which on an adopted database is the app's role scheme."""
     with ctx.db.session() as session:
         users = session.scalars(sa.select(User).order_by(User.username)).all()
-        if ctx.db.dialect != "postgresql":
-            return [_info(u, ctx) for u in users]
+        if ctx.db.dialect != "postgresql":  # as aipilot.db.identity reads it
+            return [_info(u, ctx, admin=u.role in ("admin", "admin_presenca")) for u in users]
         admins = set(
             session.scalars(
                 sa.select(User.users_id).where(sa.func.public.is_admin_presenca(User.users_id))
