@@ -330,3 +330,19 @@ def test_adopted_objects_match_a_migrated_database(
             return {r[0] for r in conn.execute(query, (list(created), list(created)))}
 
     assert objects(seed.admin_url) == objects(database_url)
+
+
+def test_aipilots_tables_in_a_schema_of_their_own_never_replace_the_apps_functions(
+    seed: SeedSystem,
+) -> None:
+    """The workaround a user would try: aipilot's tables in another schema by search_path.
+    Whatever comes of it, the React app's functions and triggers stay as they were."""
+    if seed.backend != "postgresql":
+        pytest.skip("schemas and functions are PostgreSQL's")
+    _sql(seed, "CREATE SCHEMA aipilot_own AUTHORIZATION supa_postgres")
+    before = fingerprint(seed.admin_url)
+    url = seed.url + "?options=-csearch_path%3Daipilot_own"
+    run = make_cli(url)("init", user=None)
+    assert "Traceback" not in run.stderr
+    after = fingerprint(seed.admin_url, only=before)
+    assert [k for k in changed(before, after) if k.startswith(("function", "trigger"))] == []

@@ -360,7 +360,13 @@ BEGIN
       $f$;
   END IF;
 END $$;
-CREATE OR REPLACE FUNCTION public.set_created_audit_fields_openai_connexion() RETURNS trigger
+-- the seed's audit functions, created only where the database has none: never replace the
+-- React app's own (a search_path pointing at another schema would otherwise overwrite them)
+DO $do$
+BEGIN
+  IF to_regprocedure('public.set_created_audit_fields_openai_connexion()') IS NULL THEN
+    EXECUTE $q$
+CREATE FUNCTION public.set_created_audit_fields_openai_connexion() RETURNS trigger
   LANGUAGE plpgsql AS $f$
 BEGIN
   NEW.openai_created_at := now();
@@ -368,8 +374,12 @@ BEGIN
   NEW.openai_updated_at := now();
   NEW.openai_updated_by := coalesce(NEW.openai_updated_by, auth.uid());
   RETURN NEW;
-END $f$;
-CREATE OR REPLACE FUNCTION public.update_audit_fields_openai_connexion() RETURNS trigger
+END $f$
+$q$;
+  END IF;
+  IF to_regprocedure('public.update_audit_fields_openai_connexion()') IS NULL THEN
+    EXECUTE $q$
+CREATE FUNCTION public.update_audit_fields_openai_connexion() RETURNS trigger
   LANGUAGE plpgsql AS $f$
 BEGIN
   NEW.openai_created_at := OLD.openai_created_at;
@@ -377,7 +387,10 @@ BEGIN
   NEW.openai_updated_at := now();
   NEW.openai_updated_by := coalesce(auth.uid(), NEW.openai_updated_by);
   RETURN NEW;
-END $f$;
+END $f$
+$q$;
+  END IF;
+END $do$;
 CREATE TRIGGER trg_set_created_audit_fields_openai_connexion BEFORE INSERT ON openai_connexion
   FOR EACH ROW EXECUTE FUNCTION public.set_created_audit_fields_openai_connexion();
 CREATE TRIGGER trg_update_audit_fields_openai_connexion BEFORE UPDATE ON openai_connexion
