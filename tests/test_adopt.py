@@ -346,3 +346,43 @@ def test_aipilots_tables_in_a_schema_of_their_own_never_replace_the_apps_functio
     assert "Traceback" not in run.stderr
     after = fingerprint(seed.admin_url, only=before)
     assert [k for k in changed(before, after) if k.startswith(("function", "trigger"))] == []
+
+
+def test_the_flutter_apps_calls_still_work_and_aipilot_sees_them(seed: SeedSystem) -> None:
+    """After adoption: §5.2's deactivate + upsert and §5.3's prompt insert, as the member
+    through the Data API; aipilot's model show names the app's choice at once."""
+    if seed.backend != "postgresql":
+        pytest.skip("the Flutter app talks to Supabase's Data API")
+    cli = _adopted(seed)
+    assert seed.api is not None
+    member = seed.member.users_id
+    with seed.api.request(
+        "authenticated", member, method="PATCH", path="/ai_provider_configs"
+    ) as conn:
+        conn.execute(
+            "UPDATE ai_provider_configs SET is_active = false "
+            "WHERE user_id = %s AND module_name = 'global' AND is_active = true",
+            (str(member),),
+        )
+    with seed.api.request(
+        "authenticated", member, method="POST", path="/ai_provider_configs"
+    ) as conn:
+        conn.execute(
+            "INSERT INTO ai_provider_configs (user_id, module_name, provider_name, model_name, "
+            "system_prompt, is_active) VALUES (%s, 'global', 'openai', 'gpt-4o', NULL, true) "
+            "ON CONFLICT (user_id, module_name) DO UPDATE SET provider_name = EXCLUDED.provider_name, "
+            "model_name = EXCLUDED.model_name, system_prompt = EXCLUDED.system_prompt, "
+            "is_active = EXCLUDED.is_active",
+            (str(member),),
+        )
+    with seed.api.request(
+        "authenticated", member, method="POST", path="/ai_system_prompts"
+    ) as conn:
+        conn.execute(
+            "INSERT INTO ai_system_prompts (name, prompt_content, is_active) "
+            "VALUES ('Nouveau', 'Sois concis.', false)"
+        )
+    shown = cli("--json", "model", "show", user=str(member)).json()["active"]
+    assert (shown["provider"], shown["model"]) == ("openai", "gpt-4o")
+    listed = cli("--json", "prompts", "list", user=str(member))
+    assert listed.exit_code == 0 and "Nouveau" in listed.stdout
