@@ -5,7 +5,8 @@ SQLAlchemy's ORM to send them costs ~220 ms, most of such a command's start-up. 
 module opens a bare ``sqlite3`` or ``psycopg`` connection instead, with the same rules as
 :meth:`aipilot.db.engine.Database.session` for a read: one transaction (one snapshot), the
 user's identity set inside it on PostgreSQL (row-level security applies as on every
-path), a 5 s connect timeout, SQLite's 10 s busy timeout.
+path), the engine's psycopg options (a 5 s connect timeout, no prepared statements: see
+:func:`aipilot.db.urls.psycopg_options`), SQLite's 10 s busy timeout.
 
 It only takes the common case. When anything is unusual (no database file yet, no schema,
 another revision, an unknown user, an in-memory or ``file:`` URL), :func:`open_direct`
@@ -29,9 +30,15 @@ from urllib.parse import quote
 from aipilot.db.identity import Identity, find_user
 from aipilot.db.reader import Row
 from aipilot.db.revision import HEAD_REVISION
-from aipilot.db.urls import NOT_OURS_HINT, backend, describe_url, sqlite_path, unusable
+from aipilot.db.urls import (
+    NOT_OURS_HINT,
+    backend,
+    describe_url,
+    psycopg_options,
+    sqlite_path,
+    unusable,
+)
 
-CONNECT_TIMEOUT_S = 5
 SQLITE_BUSY_TIMEOUT_MS = 10000
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -145,9 +152,7 @@ def _postgres(url: str) -> Any:
 
     conninfo = "postgresql://" + url.split("://", 1)[1]
     try:
-        return psycopg.connect(
-            conninfo, connect_timeout=CONNECT_TIMEOUT_S, application_name="aipilot"
-        )
+        return psycopg.connect(conninfo, **psycopg_options())  # type: ignore[arg-type]
     except psycopg.OperationalError as exc:  # the SQLAlchemy path would fail the same way
         raise unusable(url, exc) from exc
     except psycopg.Error as exc:

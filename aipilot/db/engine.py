@@ -9,7 +9,11 @@
 - PostgreSQL: psycopg 3 with a bounded connect timeout; the current user is set per
   transaction with ``set_config('request.jwt.claims', …, true)`` (never per session: a
   session-level setting would outlive the transaction on a pooled connection), which the
-  row-level-security policies read through ``auth.uid()``.
+  row-level-security policies read through ``auth.uid()``. Nothing outlives a transaction
+  (no session setting, session advisory lock, temporary table, LISTEN, server-side cursor
+  or prepared statement: see :func:`aipilot.db.urls.psycopg_options`), so a pooler in
+  transaction mode (Supabase's port 6543) may hand each transaction another server
+  connection.
 
 Each public service function is one unit of work: ``with db.session(user_id=…, write=True)``;
 hot paths that need no ORM objects use ``db.connection(…)`` (Core), and may give up waiting
@@ -32,10 +36,17 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import Session
 
-from aipilot.db.urls import NOT_OURS_HINT, backend, describe_url, first_line, unusable
+from aipilot.db.urls import CONNECT_TIMEOUT_S as CONNECT_TIMEOUT_S
+from aipilot.db.urls import (
+    NOT_OURS_HINT,
+    backend,
+    describe_url,
+    first_line,
+    psycopg_options,
+    unusable,
+)
 from aipilot.errors import DatabaseError, PermissionDeniedError, UsageError
 
-CONNECT_TIMEOUT_S = 5
 SQLITE_BUSY_TIMEOUT_MS = 10000
 WRITE_OPTION = "aipilot_write"
 RELAXED_OPTION = "aipilot_relaxed_durability"
@@ -83,11 +94,7 @@ def create_engine(url: str) -> Engine:
         engine = sa.create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         _install_sqlite_hooks(engine)
         return engine
-    return sa.create_engine(
-        parsed,
-        connect_args={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "aipilot"},
-        pool_pre_ping=False,
-    )
+    return sa.create_engine(parsed, connect_args=psycopg_options(), pool_pre_ping=False)
 
 
 class Database:

@@ -12,8 +12,27 @@ from urllib.parse import SplitResult, unquote, urlsplit
 from aipilot.errors import DatabaseError
 from aipilot.redaction import redact
 
+CONNECT_TIMEOUT_S = 5
 SERVER_HINT = "check that the server is running and the URL (--db / AIPILOT_DATABASE_URL)"
 NOT_OURS_HINT = "is it an aipilot database? restore it from a backup, or point --db elsewhere"
+
+
+def psycopg_options() -> dict[str, object]:
+    """Keyword arguments of every psycopg connection aipilot opens (engine and direct path).
+
+    ``prepare_threshold=None``: psycopg never prepares a statement (by default it does on a
+    statement's sixth execution on a connection). Behind a pooler in transaction mode —
+    Supabase's port 6543, PgBouncer before 1.21 — each transaction may run on another
+    server connection, where the prepared statement is missing or another client's of the
+    same name exists. A pooler cannot be told from the URL, and preparing saves well under
+    a millisecond a call (docs/benchmarks.md, "prepared statements"), so: never, on every
+    URL.
+    """
+    return {
+        "connect_timeout": CONNECT_TIMEOUT_S,
+        "application_name": "aipilot",
+        "prepare_threshold": None,
+    }
 
 
 def backend(url: str) -> str:
