@@ -5,10 +5,13 @@ no session state between transactions, no prepared statements, two server connec
 database shared by every client. psycopg prepares a statement on its sixth execution on one
 connection unless told not to; behind such a pooler the next transaction may run on a server
 connection that lacks it (``prepared statement "_pg3_0" does not exist``) or holds another
-client's of the same name (``… already exists``). So every test here runs the same
-statements more than five times on one connection, from several clients at once: the CLI's
-commands and the Python API in one process, activations from several processes, and calls
-served by `aipilot serve`.
+client's of the same name (``… already exists``: a statement prepared inside one
+transaction stays on its server connection for the next client). So every test here runs
+statements more than five times on one connection, from several clients: the CLI's commands
+(`init`, `providers list` and `keys test --all` each run one statement that often), the same
+commands' services and the Python API again and again in one process, activations from
+several processes at once, and calls served by `aipilot serve`. Each of them fails with
+psycopg's default ``prepare_threshold``.
 
 PostgreSQL only. Without a pgbouncer binary the tests skip, naming the package to install;
 with ``AIPILOT_TEST_REQUIRE_PG=1`` (CI) they fail instead.
@@ -115,6 +118,19 @@ def test_cli_commands_and_the_python_api_through_the_pooler(
             asked = cli("ask", "--no-stream", "hi")
             assert asked.exit_code == 0, asked.stderr
             assert asked.stdout.strip() == "pong"
+            # commands that run one statement more than five times in a transaction (init's
+            # seeding, the providers list, testing every key): psycopg would prepare it, and
+            # leave it on a server connection that the next command then gets
+            for provider in ["anthropic", "google", "mistral", "xai", "deepseek", "openrouter"]:
+                more = cli("keys", "set", provider, "--stdin", "--no-test", input=KEY)
+                assert more.exit_code == 0, more.stderr
+            for _ in range(3):
+                listed = cli("providers", "list")
+                assert listed.exit_code == 0, listed.stderr
+                assert "openrouter" in listed.stdout
+                tested = cli("keys", "test", "--all", "--json")
+                assert tested.exit_code == 0, tested.stderr
+                assert KEY not in tested.stdout
 
             # the same commands again and again in one process, on one connection, as a
             # long-lived caller of aipilot's Python modules runs them: every statement runs
