@@ -39,7 +39,7 @@ def unprice(database_url: str, model: str = MODEL) -> None:
 def assert_refused(run: Run, model: str, limit: str) -> None:
     stderr = run.stderr
     assert run.exit_code == ExitCode.QUOTA, stderr
-    assert stderr.startswith(f"Error: the model {model} (openai) has no price in the catalog")
+    assert f"\nError: the model {model} (openai) has no price in the catalog" in "\n" + stderr
     assert limit in stderr, stderr
     assert f"aipilot models update openai {model} --input-price USD --output-price USD" in stderr
     assert "Traceback" not in stderr

@@ -38,7 +38,7 @@ from aipilot.services import calls, credentials, org_openai, quotas
 from aipilot.services.catalog import get_provider, settings_for
 from aipilot.services.runtime import Context
 from aipilot.services.sealing import master_keys, open_row
-from aipilot.services.validate import json_schema, module_name, schema_mismatch
+from aipilot.services.validate import json_schema, module_name, schema_mismatch, unicode_text
 
 if TYPE_CHECKING:
     from aipilot.providers.types import ChatMessage, ChatRequest, ProviderSettings, Usage
@@ -115,6 +115,10 @@ def _check_request(request: AssistRequest) -> None:
         raise UsageError("--max-tokens must be between 1 and 1000000")
     if request.temperature is not None and not 0.0 <= request.temperature <= 2.0:
         raise UsageError("--temperature must be between 0 and 2")
+    for message in request.messages:
+        unicode_text("prompt", message.content)
+    if request.system is not None:
+        unicode_text("system prompt", request.system)
     if request.json_schema is not None:
         json_schema(request.json_schema)  # never fetched: refused before any call
 

@@ -28,6 +28,20 @@ _PATH = re.compile(r"/[\x21-\x7e]*")
 _SECRET_HEADERS = {"authorization", "proxy-authorization", "x-api-key", "x-goog-api-key"}
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unicode_text(kind: str, value: str) -> str:
+    """Text that can be encoded: no lone surrogate (Python's stand-in for bytes that were not
+    UTF-8, e.g. in a command-line argument), which no request body or database can carry."""
+    if _LONE_SURROGATE.search(value):
+        raise UsageError(
+            f"the {kind} is not valid Unicode text (it holds bytes that are not UTF-8)",
+            hint="give UTF-8 text",
+        )
+    return value
+
+
 def identifier(kind: str, value: str, *, max_len: int = MAX_NAME) -> str:
     """A user name, provider key or module name: ASCII letters, digits and ``._@+-``."""
     value = value.strip()
@@ -261,6 +275,8 @@ def _walk_schema(
     """Check every keyword of ``node`` (``named``: a map of names to schemas, not a schema)."""
     if depth > MAX_SCHEMA_DEPTH:
         raise _schema_error(f"is nested more than {MAX_SCHEMA_DEPTH} levels deep")
+    if isinstance(node, str) and _LONE_SURROGATE.search(node):
+        raise _schema_error("holds text that is not valid Unicode (bytes that are not UTF-8)")
     if isinstance(node, list):
         for item in node:
             _walk_schema(item, depth + 1, refs=refs, anchors=anchors, legacy_id=legacy_id)
@@ -268,6 +284,7 @@ def _walk_schema(
     if not isinstance(node, dict):
         return
     for key, value in node.items():
+        _walk_schema(key, depth, refs=refs, anchors=anchors, legacy_id=legacy_id, named=True)
         if not named:
             if key in _DATA_KEYWORDS:
                 continue
