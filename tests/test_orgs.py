@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from aipilot.errors import ExitCode
+from aipilot.errors import ExitCode, PermissionDeniedError
 from tests.conftest import MASTER_KEY, REPO, CliFn
 from tests.fakeprovider import FakeProvider
 from tests.memkeyring import find_leaks
@@ -468,12 +468,12 @@ def test_openai_connexion_rls_by_organisation(
     with db.session(user_id=ids["alice"]) as session:  # admin: is_admin_presenca
         assert set(session.execute(seen).scalars()) == {orgs["acme"], orgs["beta"]}
     with (
-        pytest.raises(sa.exc.ProgrammingError) as info,
+        pytest.raises(PermissionDeniedError) as info,  # 42501, translated (exit 9)
         db.session(user_id=ids["bob"]) as session,
     ):
         session.execute(
             sa.text("INSERT INTO openai_connexion (organisation_id, client_id) VALUES (:o, :o)"),
             {"o": orgs["beta"]},
         )
-    assert getattr(info.value.orig, "sqlstate", None) == "42501"
+    assert getattr(getattr(info.value.__cause__, "orig", None), "sqlstate", None) == "42501"
     db.dispose()

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from aipilot.config import normalise_database_url
 from aipilot.db.engine import Database
 from aipilot.db.models import USER_TABLES
+from aipilot.errors import PermissionDeniedError
 from tests.conftest import PgServer, pg_backend
 
 TESTER = "aipilot_rls_tester"
@@ -290,11 +291,11 @@ def test_rls_isolation_matrix(pg_url: str, tester_url: str, table: str) -> None:
     values = _row_values(ids["bob"], "x2")[table]
     cols, params = ", ".join(values), ", ".join(f":{c}" for c in values)
     with (
-        pytest.raises(sa.exc.ProgrammingError) as info,
+        pytest.raises(PermissionDeniedError) as info,  # 42501, translated (exit 9)
         db.session(user_id=ids["alice"]) as session,
     ):
         session.execute(sa.text(f"INSERT INTO {table} ({cols}) VALUES ({params})"), values)
-    assert info.value.orig is not None and getattr(info.value.orig, "sqlstate", None) == "42501"
+    assert getattr(getattr(info.value.__cause__, "orig", None), "sqlstate", None) == "42501"
     with db.session(user_id=ids["bob"]) as session:
         assert session.execute(count).scalar_one() == 1  # bob's row survived alice's attempts
     db.dispose()

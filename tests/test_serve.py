@@ -181,7 +181,8 @@ def chat_count(database_url: str, user: str) -> int:
 def test_health_ready_and_graceful_stop(server: Server) -> None:
     with server.client() as http:
         assert http.get("/healthz").json() == {"status": "ok"}
-        assert http.get("/readyz").json() == {"status": "ready"}
+        ready = http.get("/readyz").json()
+        assert ready["status"] == "ready" and isinstance(ready["warnings"], list)
         assert http.get("/nowhere").status_code == 404
     assert server.stop() == 0  # SIGTERM → graceful shutdown → exit 0
     assert "Application shutdown complete" in server.output()

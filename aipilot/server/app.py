@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from aipilot.db.engine import Database
 from aipilot.db.migrate import require_current_schema
-from aipilot.errors import AipilotError
+from aipilot.errors import AipilotError, SchemaError
 from aipilot.server import functions, openai_api
 from aipilot.server.auth import Authenticator
 from aipilot.server.common import (
@@ -72,11 +72,14 @@ async def readyz(request: Request) -> JSONResponse:
 def _check_schema(state: ServerState) -> None:
     try:
         require_current_schema(state.db)
-    except AipilotError as err:  # keep serving: /readyz and every call report the problem
+        state.warnings = _database_warnings(state.db)
+    except SchemaError as err:  # keep serving: /readyz and every call report the problem
         state.schema_problem = err.message
         log.warning("%s (%s)", err.message, err.hint or "")
         return
-    state.warnings = _database_warnings(state.db)
+    except AipilotError as err:  # unavailable: /readyz and each call say so while it lasts
+        log.warning("%s (%s)", err.message, err.hint or "")
+        return
     for warning in state.warnings:
         log.warning("%s", warning)
 

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from aipilot.db.engine import Database
-from aipilot.errors import AipilotError, DatabaseError
+from aipilot.errors import AipilotError, DatabaseError, SchemaError
 from aipilot.server.auth import Authenticator
 from aipilot.server.config import ServerConfig
 from aipilot.server.errors import HttpError, unexpected
@@ -65,9 +65,11 @@ def recheck(state: ServerState) -> bool:
 
     try:
         require_current_schema(state.db)
-    except AipilotError as err:
+    except SchemaError as err:
         state.schema_problem = err.message
         return True
+    except AipilotError:  # the database is unavailable: the call itself says so
+        return False
     state.schema_problem = None
     return False
 
