@@ -386,3 +386,38 @@ def test_the_flutter_apps_calls_still_work_and_aipilot_sees_them(seed: SeedSyste
     assert (shown["provider"], shown["model"]) == ("openai", "gpt-4o")
     listed = cli("--json", "prompts", "list", user=str(member))
     assert listed.exit_code == 0 and "Nouveau" in listed.stdout
+
+
+def test_after_adoption_init_import_and_rotation_leave_the_apps_rows_alone(
+    seed: SeedSystem,
+) -> None:
+    """Plain `init` adds no provider or user to the app's tables, `users import` refuses,
+    and `keys rotate-master` re-seals aipilot's keys and skips the app's old ones."""
+    import base64
+
+    cli = _adopted(seed)
+    admin, member = _as(seed.admin), _as(seed.member)
+    before = _fingerprint(seed)
+    again = cli("init", user=None)
+    assert again.exit_code == 0, again.stderr
+    assert cli("users", "import", user=admin).exit_code in (ExitCode.USAGE,)
+    assert changed(before, _fingerprint(seed, only=before)) == []
+    stored = cli(
+        "keys",
+        "set",
+        "anthropic",
+        "--stdin",
+        "--no-test",
+        input="sk-ant-adopted-1234567\n",
+        user=member,
+    )
+    assert stored.exit_code == 0, stored.stderr
+    new = base64.b64encode(b"\x09" * 32).decode()
+    rotated = cli(
+        "keys", "rotate-master", "--new-from-env", "NEW_MASTER", user=admin, env={"NEW_MASTER": new}
+    )
+    assert rotated.exit_code == 0, rotated.stderr
+    status = cli("--json", "keys", "status", user=member, env={"AIPILOT_MASTER_KEY": new})
+    states = {p["provider"]: p["state"] for p in status.json()["providers"]}
+    assert states["anthropic"] == "configured"
+    assert states[seed.member.credential_provider] == "stored by another system"

@@ -232,11 +232,12 @@ def test_only_the_usage_row_skips_the_wait_for_the_disk(ctx: Context) -> None:
 
 
 def switch(database_url: str, model: str) -> None:
-    """What another client does: flip alice's active row to an existing config of ``model``."""
+    """What another client does: point alice's one config row at ``model`` (the seed's
+    deactivate, then its upsert on (user_id, module_name))."""
     sql(database_url, "UPDATE ai_provider_configs SET is_active = :f", f=False)
     sql(
         database_url,
-        "UPDATE ai_provider_configs SET is_active = :t WHERE model_name = :m",
+        "UPDATE ai_provider_configs SET is_active = :t, model_name = :m",
         t=True,
         m=model,
     )

@@ -77,7 +77,7 @@ OPENAI_CONNEXION = {
 # seed 000 §2.2
 AI_USER_MODELS_FLUT = {
     "id": ("uuid", "NO", "gen_random_uuid()"),
-    "user_id": ("uuid", "NO", None),
+    "user_id": ("uuid", "NO", "auth.uid()"),  # 0005: the app's inserts omit it
     "provider_key": ("text", "NO", None),
     "model_key": ("text", "NO", None),
     "model_name": ("text", "NO", None),

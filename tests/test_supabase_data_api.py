@@ -239,6 +239,8 @@ def _new_row(p: Project, table: str, uid: uuid.UUID, org: uuid.UUID) -> dict[str
     }
     if table == "ai_user_models_flut":
         row["model_key"] = f"m-{tag}"
+    if table == "ai_provider_configs":  # one row per (user, module): another module
+        row["module_name"] = f"mod_{tag}"
     return row
 
 

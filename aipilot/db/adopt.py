@@ -142,7 +142,7 @@ def inspect_database(conn: Connection, described: str, *, check_only: bool = Fal
         )
         return plan
     if pg:
-        _roles_and_functions(conn, plan)
+        _roles(conn, plan)
     for table in Base.metadata.sorted_tables:
         if table in existing:
             plan.adopted.append(table.name)
@@ -152,8 +152,15 @@ def inspect_database(conn: Connection, described: str, *, check_only: bool = Fal
     for table_name, columns, required in UNIQUES:
         _unique(conn, inspector, table_name, columns, required=required, plan=plan)
     created = [t.name for t in Base.metadata.sorted_tables if t not in existing]
-    if pg:
+    if pg:  # after the tables: SQL functions are checked against the tables they read
+        _functions(conn, plan)
         _security(conn, plan, created=created)
+        if "openai_connexion" in plan.adopted:
+            plan.warnings.append(
+                "openai_connexion: the seed's policies let an organisation's members write "
+                "its row; aipilot's guard (aipilot_guard_openai_connexion) lets only admins "
+                "change it through the Data API from now on"
+            )
     _triggers(conn, plan)
     if not check_only:
         _stamp(conn, plan)
@@ -364,7 +371,7 @@ def _function_exists(conn: Connection, signature: str) -> bool:
     return _exists(conn, "SELECT to_regprocedure(:s) IS NOT NULL", s=signature)
 
 
-def _roles_and_functions(conn: Connection, plan: Plan) -> None:
+def _roles(conn: Connection, plan: Plan) -> None:
     from aipilot.db import adopt_sql
 
     for role in ("anon", "authenticated", "aipilot_service"):
@@ -375,6 +382,11 @@ def _roles_and_functions(conn: Connection, plan: Plan) -> None:
         "aipilot_service: a member of authenticated, granted to this role",
         *adopt_sql.SERVICE_GRANTS,
     )
+
+
+def _functions(conn: Connection, plan: Plan) -> None:
+    from aipilot.db import adopt_sql
+
     if not _function_exists(conn, "auth.uid()"):
         plan.add("function", "auth.uid(), as Supabase defines it", *adopt_sql.AUTH_UID)
     for signature, sql in (

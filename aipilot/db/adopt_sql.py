@@ -62,7 +62,7 @@ BEGIN
 END
 $f$"""
 
-_API = "current_user IN ('anon', 'authenticated')"
+_API = "(current_user IN ('anon', 'authenticated') OR session_user = 'authenticator')"
 LIMIT_GUARD = f"""CREATE FUNCTION public.aipilot_guard_user_limits() RETURNS trigger
   LANGUAGE plpgsql SET search_path = public, pg_temp AS $f$
 BEGIN
@@ -84,6 +84,7 @@ BEGIN
   END IF;
   IF OLD.set_by_admin THEN
     IF TG_OP = 'DELETE' OR NOT NEW.set_by_admin
+       OR (NEW.user_id, NEW.provider_key) IS DISTINCT FROM (OLD.user_id, OLD.provider_key)
        OR (OLD.daily_requests IS NOT NULL
            AND (NEW.daily_requests IS NULL OR NEW.daily_requests > OLD.daily_requests))
        OR (OLD.monthly_cost_usd IS NOT NULL

@@ -79,9 +79,6 @@ def _check_schema(state: ServerState) -> None:
         return
     except AipilotError as err:  # unavailable: /readyz and each call say so while it lasts
         log.warning("%s (%s)", err.message, err.hint or "")
-        return
-    for warning in state.warnings:
-        log.warning("%s", warning)
 
 
 def _database_warnings(db: Database) -> tuple[str, ...]:
@@ -90,7 +87,13 @@ def _database_warnings(db: Database) -> tuple[str, ...]:
 
     with db.session() as session:
         warning = rls_bypass_warning(SessionReader(session))
-    return (warning,) if warning else ()
+    if warning is None:
+        return ()
+    log.warning("%s", warning)  # the role's name goes to the log; /readyz says it generically
+    return (
+        "the database role bypasses row-level security: the database does not keep users "
+        "apart (README: PostgreSQL and Supabase)",
+    )
 
 
 @asynccontextmanager

@@ -185,8 +185,14 @@ def handled(shape: Callable[[AipilotError], Response]) -> Callable[[Endpoint], E
             except AipilotError as err:
                 return shape(err)
             except Exception as exc:
-                if _schema_missing(exc):
-                    log.warning("%s: the schema is not usable: %s", request.url.path, exc)
+                if _schema_missing(exc):  # class and SQLSTATE only: no statement parameters
+                    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+                    log.warning(
+                        "%s: the schema is not usable: %s %s",
+                        request.url.path,
+                        type(exc).__name__,
+                        code or "",
+                    )
                     return shape(schema_error())
                 debug = state.config.debug
                 return shape(unexpected(exc, path=request.url.path, debug=debug))

@@ -22,7 +22,14 @@ from aipilot.errors import AipilotError, UsageError
 from aipilot.services import calls, credentials, rotation_guard, views
 from aipilot.services.catalog import active_providers, get_provider, settings_for
 from aipilot.services.runtime import Context
-from aipilot.services.sealing import forget_master_keys, master_keys, open_row, unseal_with
+from aipilot.services.sealing import (
+    forget_master_keys,
+    is_plaintext,
+    master_keys,
+    open_row,
+    stored_elsewhere,
+    unseal_with,
+)
 from aipilot.services.views import KeyStatus
 
 
@@ -221,7 +228,13 @@ def _reencrypt_all(ctx: Context, old: vault.MasterKey, new: vault.MasterKey) -> 
         for user_id in user_ids:
             if ctx.db.dialect == "postgresql":
                 set_identity(session, user_id)  # row-level security: one user at a time
-            rows = list(session.scalars(sa.select(Credential).where(Credential.user_id == user_id)))
+            rows = [
+                row
+                for row in session.scalars(
+                    sa.select(Credential).where(Credential.user_id == user_id)
+                )
+                if not stored_elsewhere(row)  # another system's format: nothing to re-seal
+            ]
             for row in rows:
                 secret = open_row(row, [old, new])
                 credentials.seal_into(row, new, secret)
@@ -239,11 +252,13 @@ def _reencrypt_org_keys(
     """Organisations' OpenAI keys (openai_connexion), in the same transaction."""
     if ctx.db.dialect == "postgresql":
         set_identity(session, ctx.identity.user_id)  # an admin sees every organisation's row
-    rows = list(
-        session.scalars(
+    rows = [
+        row
+        for row in session.scalars(
             sa.select(OpenAIConnexion).where(OpenAIConnexion.openai_api_key.is_not(None))
         )
-    )
+        if not is_plaintext(row.openai_api_key or "")  # another system's: never sealed by us
+    ]
     for row in rows:
         owner = credentials.org_key_owner(row.organisation_id)
         sealed = vault.Sealed.from_text(row.openai_api_key or "")

@@ -43,7 +43,7 @@ from aipilot.services import calls, credentials, keys, locks, quotas
 from aipilot.services.catalog import get_provider, settings_for
 from aipilot.services.orgs import find_org
 from aipilot.services.runtime import Context
-from aipilot.services.sealing import master_keys, unseal_with
+from aipilot.services.sealing import is_plaintext, master_keys, unseal_with
 from aipilot.services.validate import model_key
 
 if TYPE_CHECKING:
@@ -386,11 +386,6 @@ def with_headers(settings: ProviderSettings, headers: dict[str, str]) -> Provide
     if not headers:
         return settings
     return replace(settings, extra_headers={**settings.extra_headers, **headers})
-
-
-def is_plaintext(value: str) -> bool:
-    """A key another system (the seed's React app) stored as it is, not sealed by aipilot."""
-    return not value.startswith("aipilot:")
 
 
 def _key_state(value: str | None) -> str:

@@ -89,6 +89,12 @@ def stored_elsewhere(row: SealedRow) -> bool:
     return row.encrypted_key is None or row.nonce is None or row.key_id is None
 
 
+def is_plaintext(value: str) -> bool:
+    """An organisation key another system (the seed's React app) stored as it is, not
+    sealed by aipilot (``aipilot:v<n>:…``)."""
+    return not value.startswith("aipilot:")
+
+
 def unseal_with(
     keys: list[vault.MasterKey], sealed: vault.Sealed, *, owner: str, provider: str
 ) -> str:

@@ -67,8 +67,15 @@ def initialise(settings: Settings, *, db: Database | None = None) -> InitReport:
     db = db or open_database(settings, check_schema=False)
     before, after = migrate.upgrade(db)
     with db.session(write=True) as session:
-        providers_added, models_added = seed_catalog(session)
-        created, role = _ensure_first_user(session, settings.user)
+        from aipilot.db.adopt import is_adopted
+
+        if is_adopted(session.connection()):  # the catalog and the users are the app's
+            providers_added: list[str] = []
+            models_added: list[str] = []
+            created, role = False, None
+        else:
+            providers_added, models_added = seed_catalog(session)
+            created, role = _ensure_first_user(session, settings.user)
     master_key, note = vault.ensure_master_key()
     return InitReport(
         database=db.describe(),

@@ -239,6 +239,12 @@ class _DryRun(Exception):
 
 def _import_into(ctx: Context, result: ImportResult, *, dry_run: bool) -> None:
     with ctx.db.session(write=True) as session:
+        if _adopted(session):
+            raise UsageError(
+                "on an adopted database the app's users are aipilot's already (by id): "
+                "there is nothing to import",
+                hint="give one a name with `aipilot users add NAME --id UUID`",
+            )
         if not has_auth_users(session):
             raise UsageError(
                 f"the {ctx.db.describe()} has no auth.users table (it is not a Supabase project)",

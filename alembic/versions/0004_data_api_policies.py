@@ -99,6 +99,11 @@ CREATE FUNCTION public.aipilot_is_admin() RETURNS boolean
   $f$;
 REVOKE ALL ON FUNCTION public.aipilot_is_admin() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.aipilot_is_admin() TO authenticated, {SERVICE};
+-- 0001's helpers answer for any user id: not for the public key's callers (/rest/v1/rpc)
+REVOKE EXECUTE ON FUNCTION public.is_admin_presenca(uuid), public.get_user_organisation_id(uuid)
+  FROM PUBLIC, anon;
+GRANT EXECUTE ON FUNCTION public.is_admin_presenca(uuid), public.get_user_organisation_id(uuid)
+  TO authenticated, {SERVICE};
 """
 
 # A caller through the Data API runs as anon or authenticated itself (PostgREST's SET ROLE);
@@ -107,7 +112,7 @@ LIMIT_GUARD = f"""
 CREATE FUNCTION public.aipilot_guard_user_limits() RETURNS trigger
   LANGUAGE plpgsql SET search_path = public, pg_temp AS $f$
 DECLARE
-  api boolean := current_user IN ('anon', 'authenticated');
+  api boolean := (current_user IN ('anon', 'authenticated') OR session_user = 'authenticator');
 BEGIN
   IF {ADMIN} OR (auth.uid() IS NULL AND NOT api) THEN
     RETURN coalesce(NEW, OLD);
@@ -129,6 +134,7 @@ BEGIN
   IF OLD.set_by_admin THEN
     IF TG_OP = 'DELETE'
        OR NOT NEW.set_by_admin
+       OR (NEW.user_id, NEW.provider_key) IS DISTINCT FROM (OLD.user_id, OLD.provider_key)
        OR (OLD.daily_requests IS NOT NULL
            AND (NEW.daily_requests IS NULL OR NEW.daily_requests > OLD.daily_requests))
        OR (OLD.monthly_cost_usd IS NOT NULL
@@ -168,7 +174,7 @@ CONNEXION_GUARD = f"""
 CREATE FUNCTION public.aipilot_guard_openai_connexion() RETURNS trigger
   LANGUAGE plpgsql SET search_path = public, pg_temp AS $f$
 DECLARE
-  api boolean := current_user IN ('anon', 'authenticated');
+  api boolean := (current_user IN ('anon', 'authenticated') OR session_user = 'authenticator');
 BEGIN
   IF {ADMIN} OR (auth.uid() IS NULL AND NOT api) THEN
     RETURN coalesce(NEW, OLD);

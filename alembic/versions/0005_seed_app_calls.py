@@ -48,7 +48,12 @@ DELETE FROM ai_provider_configs WHERE id IN (
 
 
 def upgrade() -> None:
+    pg = op.get_bind().dialect.name == "postgresql"
+    if pg:  # the fold must see every user's rows, whoever owns the table (FORCEd RLS)
+        op.execute("ALTER TABLE ai_provider_configs NO FORCE ROW LEVEL SECURITY")
     op.execute(FOLD)
+    if pg:
+        op.execute("ALTER TABLE ai_provider_configs FORCE ROW LEVEL SECURITY")
     # a unique index qualifies for ON CONFLICT as a constraint does, and SQLite can add one
     # without rebuilding the table (and its triggers); uq_ai_provider_configs_choice, now
     # implied by it, stays for the same reason
