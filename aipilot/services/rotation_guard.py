@@ -41,9 +41,9 @@ def refuse_retired(session: Session, ctx: Context, mk: vault.MasterKey, *, since
     at or after ``since``."""
     query = (
         sa.select(Credential.key_id, sa.func.max(Credential.updated_at))
-        # the user's own rows only, as row-level security shows them: a row someone else
-        # could write (an adopted table open to the Data API) must not refuse everyone
-        .where(Credential.user_id == ctx.identity.user_id, Credential.key_id != mk.key_id)
+        # every row this connection sees: a user's first key is sealed after another
+        # user's rotated one (under row-level security: the user's own rows only)
+        .where(Credential.key_id != mk.key_id)
         .group_by(Credential.key_id)
     )
     newer = [
