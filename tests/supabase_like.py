@@ -29,7 +29,7 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 OWNER = "supa_postgres"  # Supabase's `postgres`: the project owner, BYPASSRLS, not superuser
-AUTHENTICATOR = "supa_authenticator"  # PostgREST's login role
+AUTHENTICATOR = "authenticator"  # PostgREST's login role, by its name (the guards know it)
 AIPILOT_ROLE = "supa_aipilot"  # the role the README recommends aipilot connects as
 
 ROLES = f"""

@@ -567,3 +567,40 @@ def test_an_owner_without_bypassrls_runs_aipilot_under_its_own_policies(
         assert status.json()["warnings"] == [] and "Warning" not in status.stderr
     finally:
         pg_server.drop(name)
+
+
+def test_the_service_role_and_a_definer_function_through_the_data_api(project: Project) -> None:
+    """service_role (the platform's server key) may still change an organisation's
+    connection; a SECURITY DEFINER function a member calls through PostgREST (so it runs as
+    the owner) is still the Data API to the guards: it cannot lift a limit."""
+    p = project
+    done = p.api.update(
+        "service_role",
+        None,
+        "openai_connexion",
+        {"openai_limite_quotidienne": 150},
+        {"organisation_id": str(p.orgs["A"])},
+        returning="organisation_id",
+        commit=False,
+    )
+    assert done == [p.orgs["A"]]
+    p.sql(
+        "CREATE OR REPLACE FUNCTION public.lift_my_limit() RETURNS void LANGUAGE sql SECURITY DEFINER "
+        "SET search_path = public AS $$ UPDATE ai_user_limits SET daily_requests = 100000 "
+        "WHERE user_id = auth.uid() $$"
+    )
+    p.sql(f"ALTER FUNCTION public.lift_my_limit() OWNER TO {OWNER}")
+    try:
+        with (
+            pytest.raises(Refused) as refused,
+            p.api.request(
+                "authenticated", p.ids["member"], method="POST", path="/rpc/lift_my_limit"
+            ) as conn,
+        ):
+            conn.execute("SELECT public.lift_my_limit()")
+        assert refused.value.sqlstate == "42501"
+        assert p.sql(
+            "SELECT daily_requests FROM ai_user_limits WHERE user_id = %s", p.ids["member"]
+        ) == [(10,)]
+    finally:
+        p.sql("DROP FUNCTION public.lift_my_limit()")

@@ -62,19 +62,24 @@ BEGIN
 END
 $f$"""
 
-_API = "(current_user IN ('anon', 'authenticated') OR session_user = 'authenticator')"
+# the Data API: its roles, or PostgREST's login role (a definer function it called), but not
+# the platform's own server key
+_API = (
+    "(current_user IN ('anon', 'authenticated') "
+    "OR (session_user = 'authenticator' AND current_user <> 'service_role'))"
+)
 LIMIT_GUARD = f"""CREATE FUNCTION public.aipilot_guard_user_limits() RETURNS trigger
   LANGUAGE plpgsql SET search_path = public, pg_temp AS $f$
 BEGIN
+  IF TG_OP = 'DELETE' AND NOT EXISTS (SELECT 1 FROM public.users WHERE users_id = OLD.user_id)
+  THEN
+    RETURN OLD;  -- the user is being deleted (ON DELETE CASCADE)
+  END IF;
   IF {ADMIN} OR (auth.uid() IS NULL AND NOT ({_API})) THEN
     RETURN coalesce(NEW, OLD);
   END IF;
   IF {_API} THEN
     RAISE EXCEPTION 'only an admin changes limits through the Data API' USING ERRCODE = '42501';
-  END IF;
-  IF TG_OP = 'DELETE' AND NOT EXISTS (SELECT 1 FROM public.users WHERE users_id = OLD.user_id)
-  THEN
-    RETURN OLD;
   END IF;
   IF TG_OP = 'INSERT' THEN
     IF NEW.set_by_admin THEN

@@ -112,18 +112,18 @@ LIMIT_GUARD = f"""
 CREATE FUNCTION public.aipilot_guard_user_limits() RETURNS trigger
   LANGUAGE plpgsql SET search_path = public, pg_temp AS $f$
 DECLARE
-  api boolean := (current_user IN ('anon', 'authenticated') OR session_user = 'authenticator');
+  api boolean := (current_user IN ('anon', 'authenticated') OR (session_user = 'authenticator' AND current_user <> 'service_role'));
 BEGIN
+  IF TG_OP = 'DELETE' AND NOT EXISTS (SELECT 1 FROM public.users WHERE users_id = OLD.user_id)
+  THEN
+    RETURN OLD;  -- the user is being deleted (ON DELETE CASCADE): not the caller's doing
+  END IF;
   IF {ADMIN} OR (auth.uid() IS NULL AND NOT api) THEN
     RETURN coalesce(NEW, OLD);
   END IF;
   IF api THEN
     RAISE EXCEPTION 'only an admin changes limits through the Data API'
       USING ERRCODE = '42501';
-  END IF;
-  IF TG_OP = 'DELETE' AND NOT EXISTS (SELECT 1 FROM public.users WHERE users_id = OLD.user_id)
-  THEN
-    RETURN OLD;  -- the user is being deleted (ON DELETE CASCADE)
   END IF;
   IF TG_OP = 'INSERT' THEN
     IF NEW.set_by_admin THEN
@@ -174,7 +174,7 @@ CONNEXION_GUARD = f"""
 CREATE FUNCTION public.aipilot_guard_openai_connexion() RETURNS trigger
   LANGUAGE plpgsql SET search_path = public, pg_temp AS $f$
 DECLARE
-  api boolean := (current_user IN ('anon', 'authenticated') OR session_user = 'authenticator');
+  api boolean := (current_user IN ('anon', 'authenticated') OR (session_user = 'authenticator' AND current_user <> 'service_role'));
 BEGIN
   IF {ADMIN} OR (auth.uid() IS NULL AND NOT api) THEN
     RETURN coalesce(NEW, OLD);
