@@ -106,8 +106,10 @@ GRANT EXECUTE ON FUNCTION public.is_admin_presenca(uuid), public.get_user_organi
   TO authenticated, {SERVICE};
 """
 
-# A caller through the Data API runs as anon or authenticated itself (PostgREST's SET ROLE);
-# aipilot runs as a member of aipilot_service; no identity and another role: maintenance.
+# A caller through the Data API runs as anon or authenticated itself (PostgREST's SET ROLE),
+# or as a definer function's owner under PostgREST's login role (session_user authenticator);
+# the platform's service_role is trusted; aipilot runs as a member of aipilot_service; no
+# identity and another role: maintenance.
 LIMIT_GUARD = f"""
 CREATE FUNCTION public.aipilot_guard_user_limits() RETURNS trigger
   LANGUAGE plpgsql SET search_path = public, pg_temp AS $f$
