@@ -9,13 +9,8 @@ it (exit 0 is graceful).
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,10 +20,11 @@ from types import TracebackType
 import httpx
 import pytest
 
-from tests.conftest import MASTER_KEY, REPO, CliFn
+from tests.conftest import CliFn
 from tests.fakeprovider import FakeProvider
 from tests.memkeyring import find_leaks
 from tests.providers_catalog import point_catalog_at, sql
+from tests.serve_support import ServeProcess
 
 INTERNAL = "internal-" + uuid.uuid4().hex
 JWT_SECRET = "jwt-secret-" + uuid.uuid4().hex
@@ -38,78 +34,22 @@ CONFIG_TEST = "/functions/v1/ai-config-test"
 COMPLETIONS = "/v1/chat/completions"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def canary() -> str:
     return f"sk-aipilot-CANARY-{uuid.uuid4()}"
 
 
 @dataclass
-class Server:
-    """One `aipilot serve` process; ``canaries`` are swept from its output when it stops."""
+class Server(ServeProcess):
+    """tests/serve_support.py's server with an internal token and a JWT secret set
+    (``"<unset>"`` in ``env`` removes one); ``canaries`` are swept from its output."""
 
-    database_url: str
-    log_dir: Path
-    env: dict[str, str] = field(default_factory=dict)
     canaries: list[str] = field(default_factory=list)
-    port: int = 0
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self, *, wait_for: str = "/readyz") -> Server:
-        self.port = free_port()
-        env = {
-            **os.environ,
-            "AIPILOT_DATABASE_URL": self.database_url,
-            "AIPILOT_MASTER_KEY": MASTER_KEY,
-            "AIPILOT_INTERNAL_TOKEN": INTERNAL,
-            "AIPILOT_JWT_SECRET": JWT_SECRET,
-            "AIPILOT_DEBUG": "1",
-            **self.env,
-        }
-        env = {k: v for k, v in env.items() if v != "<unset>"}
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aipilot", "serve", "--port", str(self.port)],
-            env=env,
-            cwd=REPO,
-            stdout=(self.log_dir / "stdout").open("wb"),
-            stderr=(self.log_dir / "stderr").open("wb"),
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.output()
-            try:
-                if httpx.get(self.url + wait_for, timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("the server did not become ready:\n" + self.output())
-
-    def output(self) -> str:
-        return "".join(
-            (self.log_dir / name).read_text(errors="replace")
-            for name in ("stdout", "stderr")
-            if (self.log_dir / name).exists()
-        )
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise
+        wanted = {"AIPILOT_INTERNAL_TOKEN": INTERNAL, "AIPILOT_JWT_SECRET": JWT_SECRET, **self.env}
+        self.env = {k: v for k, v in wanted.items() if v != "<unset>"}
+        super().start(wait_for=wait_for)
+        return self
 
     def client(self, token: str | None = None, **headers: str) -> httpx.Client:
         if token is not None:

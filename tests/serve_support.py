@@ -52,11 +52,13 @@ class ServeProcess:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIPILOT_")}
         env.update(
-            AIPILOT_DATABASE_URL=self.database_url,
-            AIPILOT_MASTER_KEY=MASTER_KEY,
-            AIPILOT_DEBUG="1",
-            **self.env,
+            {
+                "AIPILOT_DATABASE_URL": self.database_url,
+                "AIPILOT_MASTER_KEY": MASTER_KEY,
+                "AIPILOT_DEBUG": "1",
+            }
         )
+        env.update(self.env)  # a test may replace any of them (another master key, say)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "aipilot", "serve", "--port", str(self.port)],

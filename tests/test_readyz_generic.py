@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests import holes_support
-from tests.holes_support import KEYS, Server, free_port
+from tests.holes_support import KEYS, Server
 from tests.providers_catalog import sql
+from tests.serve_support import free_port
 
 server = holes_support.server  # fixture
 fake = holes_support.fake  # fixture
