@@ -147,6 +147,12 @@ class Model(Base):
     context_window: Mapped[int | None] = mapped_column(sa.Integer)
     input_price_per_mtok: Mapped[Decimal | None] = mapped_column(sa.Numeric(12, 6))
     output_price_per_mtok: Mapped[Decimal | None] = mapped_column(sa.Numeric(12, 6))
+    max_output_tokens: Mapped[int | None] = mapped_column(sa.Integer)
+    deprecation_date: Mapped[date | None] = mapped_column(sa.Date)
+    cache_read_price_per_mtok: Mapped[Decimal | None] = mapped_column(sa.Numeric(12, 6))
+    cache_write_price_per_mtok: Mapped[Decimal | None] = mapped_column(sa.Numeric(12, 6))
+    # NULL: set by hand or by the seed; else where the prices came from, and when
+    price_source: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(Timestamp, server_default=_now())
     updated_at: Mapped[datetime] = mapped_column(Timestamp, server_default=_now())
 
@@ -333,6 +339,9 @@ class UsageLog(Base):
     model_name: Mapped[str | None] = mapped_column(sa.Text)
     input_tokens: Mapped[int | None] = mapped_column(sa.Integer)
     output_tokens: Mapped[int | None] = mapped_column(sa.Integer)
+    reasoning_tokens: Mapped[int | None] = mapped_column(sa.Integer)  # part of output_tokens
+    cache_read_tokens: Mapped[int | None] = mapped_column(sa.Integer)  # part of input_tokens
+    cache_write_tokens: Mapped[int | None] = mapped_column(sa.Integer)  # part of input_tokens
     cost_usd: Mapped[Decimal | None] = mapped_column(sa.Numeric(14, 6))
     latency_ms: Mapped[int | None] = mapped_column(sa.Integer)
     ttft_ms: Mapped[int | None] = mapped_column(sa.Integer)

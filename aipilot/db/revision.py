@@ -4,4 +4,4 @@ Kept in step with alembic/versions by a test, so checking the schema imports nei
 alembic nor SQLAlchemy.
 """
 
-HEAD_REVISION = "0005_seed_app_calls"
+HEAD_REVISION = "0006_usage_and_model_facts"

@@ -9,6 +9,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
 from types import TracebackType
 from typing import Any, Literal
 
@@ -38,10 +40,19 @@ class ProviderSettings:
 
 @dataclass(frozen=True)
 class ModelInfo:
+    """What a provider's model list says of one model (``None``: it did not say)."""
+
     id: str
     display_name: str | None = None
     context_window: int | None = None
     owned_by: str | None = None
+    max_output_tokens: int | None = None
+    deprecation_date: date | None = None
+    # USD per million tokens, where the list carries prices (OpenRouter)
+    input_price_per_mtok: Decimal | None = None
+    output_price_per_mtok: Decimal | None = None
+    cache_read_price_per_mtok: Decimal | None = None
+    cache_write_price_per_mtok: Decimal | None = None
 
 
 @dataclass(frozen=True)
