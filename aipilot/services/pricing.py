@@ -8,8 +8,12 @@ at their own rates when the source has them, else at the input rate.
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Protocol
 
 MILLION = Decimal(1_000_000)
 CENT_FRACTION = Decimal("0.000001")
@@ -53,3 +57,194 @@ def cost(rates: Rates | None, tokens: BilledTokens) -> Decimal | None:
     total += Decimal(write) * (rates.cache_write if rates.cache_write is not None else rates.input)
     total += Decimal(tokens.output_tokens) * rates.output
     return (total / MILLION).quantize(CENT_FRACTION)
+
+
+# ---------------------------------------------------------------- where the rates come from
+#
+# The reference catalog is the PyPI package ``genai-prices`` (pydantic's price catalog),
+# read from the data bundled in the installed package: aipilot never calls its
+# ``UpdatePrices`` (which would fetch), so pricing needs no network. Importing it costs
+# ~0.2 s (pydantic, httpx2, a 1.6 MB data module), so it is imported inside
+# ``reference_rates`` only, by code that prices something (bench/pricing_import.py).
+
+REFERENCE_PACKAGE = "genai-prices"
+
+# aipilot's seeded provider keys → genai-prices provider ids (None: no reference there;
+# Ollama runs models locally, nobody bills it). Other keys are looked up as-is, exactly.
+REFERENCE_PROVIDERS: dict[str, str | None] = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "google": "google",  # aipilot's "google" is the Gemini API
+    "mistral": "mistral",
+    "xai": "x-ai",
+    "deepseek": "deepseek",
+    "openrouter": "openrouter",
+    "ollama": None,
+}
+
+_CHECKED = re.compile(
+    r"\b(?:checked|verified|as of|updated|retrieved)(?: on)? (\d{4}-\d{2}-\d{2})\b", re.I
+)
+
+
+class PricedRow(Protocol):
+    """The price columns of a catalog row (``ai_models``), or anything that carries them."""
+
+    @property
+    def input_price_per_mtok(self) -> Decimal | None: ...
+    @property
+    def output_price_per_mtok(self) -> Decimal | None: ...
+    @property
+    def cache_read_price_per_mtok(self) -> Decimal | None: ...
+    @property
+    def cache_write_price_per_mtok(self) -> Decimal | None: ...
+    @property
+    def price_source(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class RowPrices:
+    """A :class:`PricedRow` for code that read the columns without the ORM."""
+
+    input_price_per_mtok: Decimal | None = None
+    output_price_per_mtok: Decimal | None = None
+    cache_read_price_per_mtok: Decimal | None = None
+    cache_write_price_per_mtok: Decimal | None = None
+    price_source: str | None = None
+
+
+def row_rates(row: PricedRow | None) -> Rates | None:
+    """The catalog row's own rates when it has an input and an output price, else None.
+
+    ``price_source`` NULL means the prices were set by hand or by the seed: "catalog".
+    A source ending in a date ("openrouter model list 2026-12-02") gives ``as_of``.
+    """
+    if row is None or row.input_price_per_mtok is None or row.output_price_per_mtok is None:
+        return None
+    source = row.price_source or "catalog"
+    dated = re.search(r"(\d{4}-\d{2}-\d{2})$", source)
+    return Rates(
+        input=row.input_price_per_mtok,
+        output=row.output_price_per_mtok,
+        cache_read=row.cache_read_price_per_mtok,
+        cache_write=row.cache_write_price_per_mtok,
+        source=source,
+        as_of=dated.group(1) if dated else None,
+    )
+
+
+def rates_for(
+    row: PricedRow | None, provider_key: str, model: str, *, reference: bool = True
+) -> Rates | None:
+    """The rates a call to ``provider_key``/``model`` is priced at, and their source.
+
+    1. The catalog row, when it has both an input and an output price: it always wins,
+       with its own cache rates (where it has none, cache tokens cost the input rate, as
+       :func:`cost` says — never less than the provider bills).
+    2. Else the reference catalog's rates for the model (:func:`reference_rates`), all
+       four from it: a cache rate left on an unpriced row is not mixed in, because a
+       rate and its source go together.
+    3. Else None: the cost is unknown (stored as NULL, never 0).
+
+    ``reference=False`` stops at 1 (no import of the reference catalog).
+    """
+    own = row_rates(row)
+    if own is not None:
+        return own
+    return reference_rates(provider_key, model) if reference else None
+
+
+def reference_provider(provider_key: str) -> str | None:
+    """The genai-prices provider id for an aipilot provider key (see REFERENCE_PROVIDERS)."""
+    key = provider_key.strip().lower()
+    return REFERENCE_PROVIDERS.get(key, key)
+
+
+@functools.cache
+def reference_rates(provider_key: str, model: str) -> Rates | None:
+    """genai-prices' standard rates for ``model`` at ``provider_key``, or None.
+
+    - Provider: aipilot's seeded keys map to genai-prices ids (REFERENCE_PROVIDERS); any
+      other key must equal a genai-prices provider id exactly (no fuzzy match: a custom
+      "anthropic-proxy" is not Anthropic). The model is matched by genai-prices' own
+      rules (aliases, dated snapshots, its fallbacks, e.g. OpenRouter → the vendor).
+    - Prices: those in effect today (genai-prices dates its price changes), standard
+      service tier, no batch discount. Tiered prices (Gemini's and Claude's over-200k-token
+      prompts) give their base tier: a call past the threshold is under-counted by the
+      difference. ``cache_write`` is the default (5-minute) cache write; the 1-hour one
+      is not modelled. Input or output price missing (embeddings, audio): None.
+    - ``source`` is "genai-prices <installed version>"; ``as_of`` is the newest review
+      date written in the bundled data's price comments ("checked 2026-11-03"), no later
+      than today: the data is at least that recent. The package carries no data
+      timestamp of its own (its snapshot's ``timestamp`` is the import time, its wheel's
+      file dates are fixed), and its release date is not known offline.
+    - Never raises: a missing, broken or unexpected package gives None.
+    - Cached per (provider, model) for the life of the process.
+    """
+    target = reference_provider(provider_key)
+    if target is None or not model.strip():
+        return None
+    try:
+        return _lookup(target, model.strip())
+    except Exception:  # a reference is a convenience, never a failure
+        return None
+
+
+def _lookup(provider_id: str, model: str) -> Rates | None:
+    from genai_prices.data import providers
+
+    provider = next((p for p in providers if p.id == provider_id), None)
+    if provider is None:
+        return None
+    info = provider.find_model(model, all_providers=providers)
+    if info is None:
+        return None
+    prices = info.get_prices(datetime.now(UTC))
+    rates = Rates(
+        input=_base(getattr(prices, "input_mtok", None)),
+        output=_base(getattr(prices, "output_mtok", None)),
+        cache_read=_base(getattr(prices, "cache_read_mtok", None)),
+        cache_write=_base(getattr(prices, "cache_write_mtok", None)),
+        source=reference_source(),
+        as_of=_reference_date(),
+    )
+    return rates if rates.priced else None
+
+
+def _base(price: object) -> Decimal | None:
+    """A flat price, or a tiered price's base tier; anything else is unknown."""
+    value = getattr(price, "base", price)
+    if isinstance(value, Decimal) and value.is_finite() and value >= 0:
+        return value
+    return None
+
+
+@functools.cache
+def reference_source() -> str:
+    from importlib.metadata import version
+
+    return f"{REFERENCE_PACKAGE} {version(REFERENCE_PACKAGE)}"
+
+
+@functools.cache
+def _reference_date() -> str | None:
+    from genai_prices.data import providers
+
+    today = date.today().isoformat()
+    found: set[str] = set()
+    for provider in providers:
+        comments = [provider.price_comments] + [m.price_comments for m in provider.models]
+        for text in comments:
+            if text:
+                found.update(d for d in _CHECKED.findall(text) if d <= today)
+    return max(found, default=None)
+
+
+def describe(rates: Rates | None) -> str:
+    """A one-line label: "catalog", "openrouter model list 2026-12-02",
+    "genai-prices 0.2.3 (data as of 2026-11-03)", or "no price"."""
+    if rates is None:
+        return "no price"
+    if rates.as_of and rates.as_of not in rates.source:
+        return f"{rates.source} (data as of {rates.as_of})"
+    return rates.source
