@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
@@ -84,6 +85,11 @@ class AvailableModel:
     context_window: int | None = None
     input_price_per_mtok: Decimal | None = None
     output_price_per_mtok: Decimal | None = None
+    max_output_tokens: int | None = None
+    deprecation_date: date | None = None
+    cache_read_price_per_mtok: Decimal | None = None
+    cache_write_price_per_mtok: Decimal | None = None
+    price_source: str | None = None  # NULL: set by hand or by the seed
 
 
 def available_models(
@@ -120,6 +126,11 @@ def available_models(
             model.context_window,
             model.input_price_per_mtok,
             model.output_price_per_mtok,
+            max_output_tokens=model.max_output_tokens,
+            deprecation_date=model.deprecation_date,
+            cache_read_price_per_mtok=model.cache_read_price_per_mtok,
+            cache_write_price_per_mtok=model.cache_write_price_per_mtok,
+            price_source=model.price_source,
         )
     for row in session.scalars(custom):
         found.setdefault(

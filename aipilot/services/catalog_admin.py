@@ -1,5 +1,10 @@
 """The provider and model catalogs: reads for everyone, writes for admins only.
 
+A model's prices: its catalog row's when it has an input and an output price (set by hand,
+by the seed, or read from a provider's list by ``models sync``: ``price_source``), else the
+reference catalog's (aipilot/services/pricing.py), shown as such. Setting a price by hand
+clears ``price_source``: the row's prices are then the admin's, and sync leaves them alone.
+
 Endpoints are data (DESIGN.md "Providers"): a provider row says where the API lives, which
 wire protocol it speaks and how the key travels. Keys never travel in URLs (SECURITY.md),
 so the ``query_param`` auth method is refused, and so are base URLs carrying credentials.
@@ -15,9 +20,10 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from aipilot.db.models import Credential, Model, Provider, ProviderConfig
+from aipilot.db.models import Credential, Model, Provider, ProviderConfig, UserModel
 from aipilot.errors import ConflictError, NotFoundError, UsageError
 from aipilot.services.catalog import AvailableModel, available_models, get_provider
+from aipilot.services.pricing import Rates, describe, rates_for, row_rates
 from aipilot.services.runtime import Context
 from aipilot.services.validate import (
     AUTH_METHODS,
@@ -72,10 +78,14 @@ class ModelSpec:
     output_price: str | Decimal | None = None
     context_window: int | None = None
     is_active: bool | None = None
+    cache_read_price: str | Decimal | None = None
+    cache_write_price: str | Decimal | None = None
 
 
 @dataclass(frozen=True)
 class ModelListing:
+    """One row of `models list`: the prices are the rates a call would use."""
+
     provider: str
     model_key: str
     name: str
@@ -85,6 +95,34 @@ class ModelListing:
     input_price_per_mtok: Decimal | None
     output_price_per_mtok: Decimal | None
     is_current: bool
+    # where the prices come from: "catalog", "<provider> model list <date>", or the
+    # reference ("genai-prices 0.2.3", then ``reference`` is true); None: no price
+    price_source: str | None = None
+    price_as_of: str | None = None
+    reference: bool = False
+
+
+@dataclass(frozen=True)
+class ModelDetails:
+    """`models show`: every fact of the row, and the rates a call would use."""
+
+    provider: str
+    model_key: str
+    name: str
+    source: str  # "catalog" | "custom"
+    is_active: bool
+    is_current: bool
+    context_window: int | None
+    max_output_tokens: int | None
+    deprecation_date: str | None  # ISO date
+    # the row's own columns (a custom model has none)
+    input_price_per_mtok: Decimal | None
+    output_price_per_mtok: Decimal | None
+    cache_read_price_per_mtok: Decimal | None
+    cache_write_price_per_mtok: Decimal | None
+    price_source: str | None  # NULL: set by hand or by the seed
+    rates: Rates | None  # what a call is priced at; None: its cost is unknown
+    rates_source: str  # one line: "catalog", "genai-prices 0.2.3 (data as of …)", "no price"
 
 
 @dataclass(frozen=True)
@@ -96,6 +134,9 @@ class CatalogModel:
     context_window: int | None
     input_price_per_mtok: Decimal | None
     output_price_per_mtok: Decimal | None
+    cache_read_price_per_mtok: Decimal | None = None
+    cache_write_price_per_mtok: Decimal | None = None
+    price_source: str | None = None
 
 
 def _now() -> datetime:
@@ -245,6 +286,8 @@ def _activechoice(session: Session, user_id: uuid.UUID) -> tuple[str, str] | Non
 
 
 def _listing(model: AvailableModel, current: tuple[str, str] | None) -> ModelListing:
+    # the reference catalog is imported only here, for a row without a price
+    rates = rates_for(model, model.provider, model.model_key)
     return ModelListing(
         provider=model.provider,
         model_key=model.model_key,
@@ -252,9 +295,12 @@ def _listing(model: AvailableModel, current: tuple[str, str] | None) -> ModelLis
         source=model.source,
         is_active=model.is_active,
         context_window=model.context_window,
-        input_price_per_mtok=model.input_price_per_mtok,
-        output_price_per_mtok=model.output_price_per_mtok,
+        input_price_per_mtok=rates.input if rates else None,
+        output_price_per_mtok=rates.output if rates else None,
         is_current=current == (model.provider, model.model_key),
+        price_source=rates.source if rates else None,
+        price_as_of=rates.as_of if rates else None,
+        reference=rates is not None and row_rates(model) is None,
     )
 
 
@@ -274,6 +320,68 @@ def list_models(
         return [_listing(m, current) for m in rows]
 
 
+def show_model(ctx: Context, provider: str, key: str) -> ModelDetails:
+    """One model the user can see (the catalog row first, else a custom model of theirs)."""
+    user_id = ctx.identity.user_id
+    with ctx.db.session(user_id=user_id) as session:
+        owner = get_provider(session, provider, require_active=False)
+        key = key.strip()
+        row = find_model(session, owner, key)
+        current = _activechoice(session, user_id) == (owner.provider_key, key)
+        if row is not None:
+            return _details(row, owner.provider_key, current)
+        custom = session.scalars(
+            sa.select(UserModel).where(
+                UserModel.user_id == user_id,
+                UserModel.provider_key == owner.provider_key,
+                UserModel.model_key == key,
+            )
+        ).first()
+        if custom is None:
+            raise _not_found(owner, key)
+        rates = rates_for(None, owner.provider_key, key)
+        return ModelDetails(
+            provider=owner.provider_key,
+            model_key=key,
+            name=custom.model_name,
+            source="custom",
+            is_active=custom.is_active,
+            is_current=current,
+            context_window=None,
+            max_output_tokens=None,
+            deprecation_date=None,
+            input_price_per_mtok=None,
+            output_price_per_mtok=None,
+            cache_read_price_per_mtok=None,
+            cache_write_price_per_mtok=None,
+            price_source=None,
+            rates=rates,
+            rates_source=describe(rates),
+        )
+
+
+def _details(row: Model, provider: str, current: bool) -> ModelDetails:
+    rates = rates_for(row, provider, row.model_key)
+    return ModelDetails(
+        provider=provider,
+        model_key=row.model_key,
+        name=row.model_name,
+        source="catalog",
+        is_active=row.is_active,
+        is_current=current,
+        context_window=row.context_window,
+        max_output_tokens=row.max_output_tokens,
+        deprecation_date=row.deprecation_date.isoformat() if row.deprecation_date else None,
+        input_price_per_mtok=row.input_price_per_mtok,
+        output_price_per_mtok=row.output_price_per_mtok,
+        cache_read_price_per_mtok=row.cache_read_price_per_mtok,
+        cache_write_price_per_mtok=row.cache_write_price_per_mtok,
+        price_source=row.price_source,
+        rates=rates,
+        rates_source=describe(rates),
+    )
+
+
 def _catalog_model(row: Model, provider: str) -> CatalogModel:
     return CatalogModel(
         provider=provider,
@@ -283,16 +391,25 @@ def _catalog_model(row: Model, provider: str) -> CatalogModel:
         context_window=row.context_window,
         input_price_per_mtok=row.input_price_per_mtok,
         output_price_per_mtok=row.output_price_per_mtok,
+        cache_read_price_per_mtok=row.cache_read_price_per_mtok,
+        cache_write_price_per_mtok=row.cache_write_price_per_mtok,
+        price_source=row.price_source,
     )
 
 
 def _apply_model(row: Model, spec: ModelSpec) -> None:
     if spec.name is not None:
         row.model_name = label("model name", spec.name)
-    if spec.input_price is not None:
-        row.input_price_per_mtok = price("input", spec.input_price)
-    if spec.output_price is not None:
-        row.output_price_per_mtok = price("output", spec.output_price)
+    prices = (
+        ("input", "input_price_per_mtok", spec.input_price),
+        ("output", "output_price_per_mtok", spec.output_price),
+        ("cache read", "cache_read_price_per_mtok", spec.cache_read_price),
+        ("cache write", "cache_write_price_per_mtok", spec.cache_write_price),
+    )
+    for kind, column, value in prices:
+        if value is not None:
+            setattr(row, column, price(kind, value))
+            row.price_source = None  # set by hand now: sync leaves the row's prices alone
     if spec.context_window is not None:
         row.context_window = context_window(spec.context_window)
     if spec.is_active is not None:
@@ -304,13 +421,17 @@ def find_model(session: Session, provider: Provider, key: str) -> Model | None:
     return session.scalars(query).first()
 
 
+def _not_found(provider: Provider, key: str) -> NotFoundError:
+    return NotFoundError(
+        f"no model {key!r} in the {provider.provider_key} catalog",
+        hint=f"see `aipilot models list --provider {provider.provider_key} --all`",
+    )
+
+
 def _require_model(session: Session, provider: Provider, key: str) -> Model:
     row = find_model(session, provider, key)
     if row is None:
-        raise NotFoundError(
-            f"no model {key!r} in the {provider.provider_key} catalog",
-            hint=f"see `aipilot models list --provider {provider.provider_key} --all`",
-        )
+        raise _not_found(provider, key)
     return row
 
 
