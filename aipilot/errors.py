@@ -74,6 +74,19 @@ class ProviderError(AipilotError):
     exit_code = ExitCode.PROVIDER
 
 
+class RefusedError(ProviderError):
+    """The model declined to answer (a refusal or a safety block); ``refusal`` says why.
+
+    The call happened and is billed: its usage row has the tokens, the cost and
+    ``error_code`` ``refusal``."""
+
+    default_hint = "rephrase the request; the refused call is billed and shown by `aipilot usage`"
+
+    def __init__(self, message: str, *, refusal: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.refusal = refusal
+
+
 class ModelOutputError(ProviderError):
     """The model answered, but not in the shape asked for (JSON mode, schema)."""
 

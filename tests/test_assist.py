@@ -63,7 +63,14 @@ def test_ask_plain_through_each_protocol(
     assert result.stdout == "Paris.\n"
     doc = cli("ask", "Again?", "--json").json()
     assert doc["text"] == "Paris." and doc["provider"] == provider and doc["model"] == model
-    assert doc["usage"] == {"input_tokens": 12, "output_tokens": 5, "total_tokens": 17}
+    assert doc["usage"] == {
+        "input_tokens": 12,
+        "output_tokens": 5,
+        "total_tokens": 17,
+        "reasoning_tokens": doc["usage"]["reasoning_tokens"],  # None or 0, as the wire says
+        "cache_read_tokens": doc["usage"]["cache_read_tokens"],
+        "cache_write_tokens": doc["usage"]["cache_write_tokens"],
+    }
     expected = ((12 * in_price + 5 * out_price) / Decimal(1_000_000)).quantize(Decimal("0.000001"))
     assert Decimal(str(doc["cost_usd"])) == expected
     assert find_leaks(result.stdout + result.stderr + json.dumps(doc), key) == []

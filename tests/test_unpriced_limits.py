@@ -20,20 +20,19 @@ from tests.providers_catalog import activate_directly, sql
 
 fake = holes_support.fake  # fixture
 
-MODEL = "gpt-4o-mini"
+# a catalog model whose row has no price and that the reference catalog (genai-prices)
+# does not know either: nothing can price it
+MODEL = "house-mini"
 
 
 def chats(fake: FakeProvider) -> int:
     return sum("chat/completions" in r.path for r in fake.requests)
 
 
-def unprice(database_url: str, model: str = MODEL) -> None:
-    sql(
-        database_url,
-        "UPDATE ai_models SET input_price_per_mtok = NULL, output_price_per_mtok = NULL "
-        "WHERE model_key = :m",
-        m=model,
-    )
+def add_unpriced(cli: CliFn, fake: FakeProvider) -> None:
+    fake.set_models("openai", ["gpt-4o-mini", MODEL])
+    added = cli("models", "add", "openai", MODEL, "--name", "House mini")
+    assert added.exit_code == 0, added.stderr
 
 
 def assert_refused(run: Run, model: str, limit: str) -> None:
@@ -48,6 +47,7 @@ def assert_refused(run: Run, model: str, limit: str) -> None:
 @pytest.fixture
 def alice(cli: CliFn, fake: FakeProvider, database_url: str) -> str:
     secret = store_key(cli)
+    add_unpriced(cli, fake)
     activate_directly(database_url, "openai", MODEL)
     return secret
 
@@ -55,7 +55,6 @@ def alice(cli: CliFn, fake: FakeProvider, database_url: str) -> str:
 def test_an_unpriced_catalog_model_is_refused_under_a_cost_limit(
     alice: str, cli: CliFn, fake: FakeProvider, database_url: str
 ) -> None:
-    unprice(database_url)
     assert cli("limits", "set", "--daily-requests", "100").exit_code == 0
     assert cli("ask", "free?").exit_code == 0  # a request quota needs no price
     assert cli("limits", "set", "--monthly-cost", "0.001").exit_code == 0
@@ -104,9 +103,9 @@ def test_an_unpriced_model_is_refused_under_the_organisations_cost_limit(
     key = holes_support.canary()
     set_key = cli("org-openai", "set-key", "acme", "--stdin", "--no-test", input=key)
     assert set_key.exit_code == 0, set_key.stderr
+    add_unpriced(cli, fake)
     assert cli("org-openai", "allow-models", "acme", MODEL).exit_code == 0
     activate_directly(database_url, "openai", MODEL, user="bob")
-    unprice(database_url)
     assert cli("org-openai", "limits", "acme", "--daily-requests", "10").exit_code == 0
     assert cli("ask", "hi", user="bob").exit_code == 0  # a request quota needs no price
     assert cli("org-openai", "limits", "acme", "--monthly-cost", "0.001").exit_code == 0

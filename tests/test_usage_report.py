@@ -114,6 +114,7 @@ def test_totals_default_window_exclude_old_rows_and_other_users(cli: CliFn, seed
         "errors": 2,  # one error, one cancelled
         "input_tokens": 3010,
         "output_tokens": 600,
+        "reasoning_tokens": 0,
         "cost_usd": 0.75,  # known costs only
         "unknown_cost_calls": 3,
         "avg_latency_ms": 200.0,  # (100 + 300 + 200 + 200) / 4, the NULL left out
@@ -138,6 +139,7 @@ def test_all_unknown_costs_are_null_not_zero(cli: CliFn, seeded: str) -> None:
         "errors",
         "input_tokens",
         "output_tokens",
+        "reasoning_tokens",
         "cost_usd",
         "unknown_cost_calls",
         "avg_latency_ms",
@@ -197,6 +199,7 @@ def test_empty_result_zero_totals(cli: CliFn) -> None:
         "errors": 0,
         "input_tokens": 0,
         "output_tokens": 0,
+        "reasoning_tokens": 0,
         "cost_usd": 0.0,
         "unknown_cost_calls": 0,
         "avg_latency_ms": None,

@@ -45,19 +45,26 @@ def _schema(path: Path | None) -> dict[str, Any] | None:
 
 
 def result_document(result: AssistResult) -> dict[str, Any]:
-    """The strict response envelope (seed `assist_flut`): answer, provider, model, usage, cost."""
-    return {
-        "success": True,
-        "text": result.text,
-        "data": result.data,
-        "provider": result.provider,
-        "model": result.model,
-        "finish_reason": result.finish_reason,
-        "usage": render.to_plain(result.usage),
-        "cost_usd": float(result.cost_usd) if result.cost_usd is not None else None,
-        "latency_ms": result.latency_ms,
-        "ttft_ms": result.ttft_ms,
-    }
+    """The strict response envelope (seed `assist_flut`); a refusal adds the CLI's error."""
+    document = result.document()
+    if result.refusal is not None:
+        err = result.refused()
+        document["error"] = {
+            "type": type(err).__name__,
+            "message": err.message,
+            "hint": err.hint,
+            "exit_code": int(err.exit_code),
+        }
+    return document
+
+
+def _refused(result: AssistResult, *, as_json: bool) -> None:
+    """A refusal is not an answer: the reason on stderr (and the document), exit 5."""
+    err = result.refused()
+    if as_json:
+        render.emit_json(result_document(result))
+    render.error(err, json_mode=False)
+    raise typer.Exit(int(err.exit_code))
 
 
 def ask(
@@ -86,6 +93,10 @@ def ask(
 ) -> None:
     """Ask the active model one question; streams on a terminal.
 
+    A refusal (the model declined, or a safety filter blocked the answer) is not an answer:
+    its reason goes to stderr and the exit code is 5; with --json the document has
+    "success": false, "refusal" and "finish_reason": "refusal".
+
     Examples: aipilot ask "Summarise RFC 9110 in one line" | echo "hi" | aipilot ask --json
     """
     from aipilot.services import assist
@@ -111,6 +122,8 @@ def ask(
     if as_json or no_stream or not sys.stdout.isatty() or json_mode or schema:
         with render.progress("asking the model"):
             result = assist.ask(context, request)
+        if result.refusal is not None:
+            _refused(result, as_json=as_json)
         if as_json:
             render.emit_json(result_document(result))
         else:
@@ -135,6 +148,8 @@ def _stream(context: Any, request: AssistRequest) -> AssistResult | None:
         if stream.text and not stream.text.endswith("\n"):
             sys.stdout.write("\n")
             sys.stdout.flush()
+    if stream.result is not None and stream.result.refusal is not None:
+        raise stream.result.refused()
     return stream.result
 
 

@@ -13,7 +13,16 @@ if TYPE_CHECKING:
     from aipilot.services.usage_report import UsageReport, UsageRow
 
 BAR_WIDTH = 20
-COLUMNS = ("calls", "errors", "in tokens", "out tokens", "cost (USD)", "unpriced", "avg ms")
+COLUMNS = (
+    "calls",
+    "errors",
+    "in tokens",
+    "out tokens",
+    "reasoning",
+    "cost (USD)",
+    "unpriced",
+    "avg ms",
+)
 
 
 def usage(
@@ -40,6 +49,8 @@ def usage(
     """Your calls, errors, tokens and cost, aggregated per day, provider, model or kind.
 
     Unknown prices are never counted as zero: they are shown as "unpriced" calls.
+    Output tokens include reasoning ("thinking") tokens, which are billed as output;
+    "reasoning" shows that part.
     Examples: aipilot usage | aipilot usage --since 30d --by model --json
     """
     from aipilot.services.usage_report import usage_report
@@ -62,6 +73,7 @@ def _plain(row: UsageRow, *, keyed: bool = True) -> dict[str, Any]:
         errors=row.errors,
         input_tokens=row.input_tokens,
         output_tokens=row.output_tokens,
+        reasoning_tokens=row.reasoning_tokens,
         cost_usd=None if row.cost_usd is None else float(row.cost_usd),
         unknown_cost_calls=row.unknown_cost_calls,
         avg_latency_ms=row.avg_latency_ms,
@@ -96,6 +108,7 @@ def _cells(row: UsageRow) -> list[str]:
         f"{row.errors:,}",
         f"{row.input_tokens:,}",
         f"{row.output_tokens:,}",
+        f"{row.reasoning_tokens:,}",
         cost,
         f"{row.unknown_cost_calls:,}",
         latency,

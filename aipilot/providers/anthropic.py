@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from aipilot.providers.errors import BadResponseError, ProviderCallError
 from aipilot.providers.http import HttpProviderClient, as_dict, as_int, load_json
+from aipilot.providers.model_lists import anthropic_model_info
 from aipilot.providers.types import (
     JSON_INSTRUCTION,
     ChatChunk,
@@ -53,7 +54,9 @@ class AnthropicClient(HttpProviderClient):
                 raise BadResponseError(
                     f"{self.provider} sent a model list without `data`", provider=self.provider
                 )
-            models += [_model_info(m) for m in data if isinstance(as_dict(m).get("id"), str)]
+            models += [
+                anthropic_model_info(m) for m in data if isinstance(as_dict(m).get("id"), str)
+            ]
             if not page.get("has_more") or not isinstance(page.get("last_id"), str):
                 break
             params = {"limit": 1000, "after_id": page["last_id"]}
@@ -73,7 +76,7 @@ class AnthropicClient(HttpProviderClient):
             raise BadResponseError(
                 f"{self.provider} sent a model without id", provider=self.provider
             )
-        return _model_info(found)
+        return anthropic_model_info(found)
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         started = time.perf_counter()
@@ -90,19 +93,21 @@ class AnthropicClient(HttpProviderClient):
             for block in map(as_dict, content)
             if block.get("type") == "text"
         )
+        finish = body.get("stop_reason")
         return ChatResponse(
             text=(PREFILL + text) if _prefills(request) else text,
             model=str(body.get("model") or request.model),
-            finish_reason=body.get("stop_reason"),
+            finish_reason=finish,
             usage=_usage(body.get("usage")),
             response_id=body.get("id"),
             latency_ms=(time.perf_counter() - started) * 1000,
+            refusal=self._refusal(finish, text),
         )
 
     def chat_stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
         usage: dict[str, Any] = {}
         finish: str | None = None
-        stopped = False
+        stopped, text = False, ""
         events = self._call.stream_events("/v1/messages", _body(request, stream=True))
         with closing(events):
             for event in events:
@@ -117,6 +122,7 @@ class AnthropicClient(HttpProviderClient):
                 elif kind == "content_block_delta":
                     delta = as_dict(data.get("delta"))
                     if delta.get("type") == "text_delta" and delta.get("text"):
+                        text += str(delta["text"])
                         yield ChatChunk(text=str(delta["text"]))
                 elif kind == "message_delta":
                     finish = as_dict(data.get("delta")).get("stop_reason") or finish
@@ -127,7 +133,15 @@ class AnthropicClient(HttpProviderClient):
                     break
         if not stopped and finish is None:
             raise self._stream_ended_early()
-        yield ChatChunk(finish_reason=finish, usage=_usage(usage))
+        yield ChatChunk(
+            finish_reason=finish, usage=_usage(usage), refusal=self._refusal(finish, text)
+        )
+
+    def _refusal(self, finish: Any, text: str) -> str | None:
+        """``stop_reason: "refusal"``: Claude declined; the text before it, if any, says why."""
+        if finish != "refusal":
+            return None
+        return text.strip() or f"the {self.provider} model declined to answer (stop_reason refusal)"
 
 
 def _prefills(request: ChatRequest) -> bool:
@@ -158,25 +172,17 @@ def _body(request: ChatRequest, *, stream: bool) -> dict[str, Any]:
 
 
 def _usage(raw: Any) -> Usage:
-    """Input counts cache reads and writes too (they are billed as input)."""
+    """Input counts cache reads and writes too (Anthropic's ``input_tokens`` is only the
+    uncached part); ``output_tokens`` already includes thinking, which Anthropic does not
+    count apart."""
     usage = as_dict(raw)
     fresh = as_int(usage.get("input_tokens"))
     cache_read = as_int(usage.get("cache_read_input_tokens"))
     cache_write = as_int(usage.get("cache_creation_input_tokens"))
     inputs = None if fresh is None else fresh + (cache_read or 0) + (cache_write or 0)
-    outputs = as_int(usage.get("output_tokens"))
-    total = inputs + outputs if inputs is not None and outputs is not None else None
-    return Usage(
-        input_tokens=inputs, output_tokens=outputs, total_tokens=total, cached_tokens=cache_read
-    )
-
-
-def _model_info(raw: Any) -> ModelInfo:
-    model = as_dict(raw)
-    name = model.get("display_name")
-    return ModelInfo(
-        id=str(model["id"]),
-        display_name=name if isinstance(name, str) else None,
-        context_window=as_int(model.get("max_input_tokens")),
-        owned_by="anthropic",
+    return Usage.of(
+        inputs,
+        as_int(usage.get("output_tokens")),
+        cached_tokens=cache_read,
+        cache_write_tokens=cache_write,
     )

@@ -118,6 +118,16 @@ class RateLimitedError(ProviderCallError):
         return "wait a moment and try again; lower the request rate if it keeps happening"
 
 
+class ContextTooLongError(ProviderCallError):
+    """The prompt (with the answer's budget) does not fit the model's context window."""
+
+    def hint_for(self, provider: str) -> str:
+        return (
+            "shorten the prompt or the conversation, lower --max-tokens, or choose a model "
+            "with a larger context window (`aipilot models show`)"
+        )
+
+
 class ProviderUnavailableError(ProviderCallError):
     retryable_by_default = True
 
@@ -145,6 +155,7 @@ class BadResponseError(ProviderCallError):
 
 __all__ = [
     "BadResponseError",
+    "ContextTooLongError",
     "ModelNotFoundError",
     "ProviderAuthError",
     "ProviderCallError",
@@ -166,7 +177,35 @@ _KEY_PHRASES = (
     "authentication fails",
 )
 _SCOPE_PHRASES = ("insufficient permissions", "missing scopes", "permission_error")
-_MODEL_PHRASES = ("model not exist", "not a valid model", "invalid model", "invalid_model")
+_MODEL_PHRASES = (
+    "model not exist",
+    "model does not exist",
+    "not a valid model",
+    "invalid model",
+    "invalid_model",
+    "model_not_found",
+    "no endpoints found",  # OpenRouter: no upstream serves the model
+    "is not found for api version",  # Gemini
+)
+_CONTEXT_PHRASES = (
+    "context_length_exceeded",
+    "maximum context length",
+    "context length",
+    "context window",
+    "prompt is too long",
+    "exceeds the maximum number of tokens",
+    "too many tokens",
+    "string_above_max_length",
+)
+_OVERLOADED_PHRASES = ("overloaded", "unavailable_error")
+# (not "exceeded your current quota": Gemini says it of per-minute limits too)
+_BALANCE_PHRASES = (
+    "insufficient balance",
+    "insufficient credits",
+    "credit balance is too low",
+)
+# codes that name a class of errors rather than this one: a more specific one is shown
+_GENERIC_CODES = frozenset({"invalid_request_error", "invalid_request", "error", "api_error"})
 _QUOTA_CODES = frozenset(
     {
         "insufficient_quota",
@@ -189,7 +228,8 @@ def classify_response(
     body = _parse_body(content)
     message = _one_line(redact(_message(body, content), secrets))
     codes = [redact(c, secrets) for c in _codes(body)]  # a code may echo the key too
-    code = next((c for c in codes if _CODE_SHAPE.match(c)), None)
+    shaped = [c for c in codes if _CODE_SHAPE.match(c)]
+    code = next((c for c in shaped if c not in _GENERIC_CODES), shaped[0] if shaped else None)
     text = " ".join([message, *codes]).lower()
     detail = f" (HTTP {status}{' ' + code if code else ''})" + (f": {message}" if message else "")
     error = _by_status(provider, status, code, codes, text, detail)
@@ -210,10 +250,18 @@ def _by_status(
         scope = any(p in text for p in _SCOPE_PHRASES)
         what = "denied this API key access" if scope else "rejected the API key"
         return ProviderAuthError(f"{provider} {what}{detail}", insufficient_scope=scope, **kw)
-    quota = status == 402 or bool(_QUOTA_CODES.intersection(codes)) or "perday" in text
-    if status in (402, 429):
+    quota = (
+        status == 402
+        or bool(_QUOTA_CODES.intersection(codes))
+        or "perday" in text
+        or any(p in text for p in _BALANCE_PHRASES)
+    )
+    if status in (402, 429) or (status == 400 and quota):
         what = "reports the quota or balance is exhausted" if quota else "is rate limiting"
         return RateLimitedError(f"{provider} {what}{detail}", quota_exhausted=quota, **kw)
+    if status in (400, 413, 422) and any(p in text for p in _CONTEXT_PHRASES):
+        what = "refused the request: it does not fit the model's context window"
+        return ContextTooLongError(f"{provider} {what}{detail}", **kw)
     if status in (400, 404, 422) and (
         any(p in text for p in _MODEL_PHRASES)
         or (status == 404 and ("model" in text or code == "NOT_FOUND"))
@@ -225,7 +273,9 @@ def _by_status(
     if status == 408:
         return ProviderTimeoutError(f"{provider} timed out the request{detail}", **kw)
     if status >= 500:
-        return ProviderUnavailableError(f"{provider} is unavailable{detail}", **kw)
+        busy = status == 529 or any(p in text for p in _OVERLOADED_PHRASES)
+        what = "is overloaded" if busy else "is unavailable"
+        return ProviderUnavailableError(f"{provider} {what}{detail}", **kw)
     retryable = status == 409
     return ProviderCallError(f"{provider} refused the request{detail}", retryable=retryable, **kw)
 

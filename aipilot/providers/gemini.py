@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from aipilot.providers.errors import BadResponseError, ProviderCallError
 from aipilot.providers.http import HttpProviderClient, as_dict, as_int, load_json
+from aipilot.providers.model_lists import gemini_model_info
 from aipilot.providers.types import (
     ChatChunk,
     ChatRequest,
@@ -27,6 +28,8 @@ from aipilot.providers.types import (
 )
 
 KEY_HEADER = "x-goog-api-key"
+# finish reasons (and prompt block reasons) that mean the answer was refused for its content
+BLOCKED = frozenset({"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY", "OTHER"})
 CHAT_METHOD = "generateContent"
 MAX_PAGES = 100
 
@@ -49,7 +52,7 @@ class GeminiClient(HttpProviderClient):
                     f"{self.provider} sent a model list without `models`", provider=self.provider
                 )
             models += [
-                _model_info(m)
+                gemini_model_info(m)
                 for m in map(as_dict, raw)
                 if isinstance(m.get("name"), str) and _can_chat(m)
             ]
@@ -71,7 +74,7 @@ class GeminiClient(HttpProviderClient):
             raise
         if not isinstance(found.get("name"), str) or not _can_chat(found):
             raise self._missing_model(model)
-        return _model_info(found)
+        return gemini_model_info(found)
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         started = time.perf_counter()
@@ -91,11 +94,13 @@ class GeminiClient(HttpProviderClient):
             usage=_usage(body.get("usageMetadata")),
             response_id=body.get("responseId"),
             latency_ms=(time.perf_counter() - started) * 1000,
+            refusal=self._refusal(finish, bool(text)),
         )
 
     def chat_stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
         finish: str | None = None
         usage: Usage | None = None
+        seen_text = False
         path = f"{_model_path(request.model)}:streamGenerateContent"
         events = self._call.stream_events(path, _body(request), params={"alt": "sse"})
         with closing(events):
@@ -105,13 +110,22 @@ class GeminiClient(HttpProviderClient):
                     raise self._in_band_error(chunk["error"])
                 text, chunk_finish = _text_and_finish(chunk)
                 if text:
+                    seen_text = True
                     yield ChatChunk(text=text)
                 finish = chunk_finish or finish
                 if chunk.get("usageMetadata"):
                     usage = _usage(chunk["usageMetadata"])
         if finish is None:
             raise self._stream_ended_early()
-        yield ChatChunk(finish_reason=finish, usage=usage)
+        refusal = self._refusal(finish, seen_text)
+        yield ChatChunk(finish_reason=finish, usage=usage, refusal=refusal)
+
+    def _refusal(self, finish: str | None, has_text: bool) -> str | None:
+        """A safety block (of the prompt, or of the answer) is the model declining."""
+        if finish not in BLOCKED or (finish == "OTHER" and has_text):
+            return None
+        kept = " (a partial answer was withheld)" if has_text else ""
+        return f"{self.provider} blocked the answer ({finish}){kept}"
 
 
 def _model_path(model: str) -> str:
@@ -168,21 +182,20 @@ def _text_and_finish(body: dict[str, Any]) -> tuple[str, str | None]:
 
 
 def _usage(raw: Any) -> Usage:
+    """Thinking (``thoughtsTokenCount``) is counted beside ``candidatesTokenCount`` and
+    billed as output: the output is their sum. ``promptTokenCount`` includes the cache."""
     meta = as_dict(raw)
-    return Usage(
-        input_tokens=as_int(meta.get("promptTokenCount")),
-        output_tokens=as_int(meta.get("candidatesTokenCount")),
-        total_tokens=as_int(meta.get("totalTokenCount")),
-        reasoning_tokens=as_int(meta.get("thoughtsTokenCount")),
+    candidates = as_int(meta.get("candidatesTokenCount"))
+    thoughts = as_int(meta.get("thoughtsTokenCount"))
+    prompt = as_int(meta.get("promptTokenCount"))
+    output = candidates
+    if thoughts is not None:
+        output = (candidates or 0) + thoughts
+    elif candidates is None and prompt is not None and meta:
+        output = 0  # a blocked prompt: nothing was generated
+    return Usage.of(
+        prompt,
+        output,
+        reasoning_tokens=thoughts,
         cached_tokens=as_int(meta.get("cachedContentTokenCount")),
-    )
-
-
-def _model_info(raw: dict[str, Any]) -> ModelInfo:
-    name = raw.get("displayName")
-    return ModelInfo(
-        id=str(raw.get("name", "")).removeprefix("models/"),
-        display_name=name if isinstance(name, str) else None,
-        context_window=as_int(raw.get("inputTokenLimit")),
-        owned_by="google",
     )

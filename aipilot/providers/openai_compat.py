@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from aipilot.providers.errors import BadResponseError, ModelNotFoundError, ProviderCallError
 from aipilot.providers.http import HttpProviderClient, as_dict, as_int, load_json
+from aipilot.providers.model_lists import openai_model_info
 from aipilot.providers.types import (
     JSON_INSTRUCTION,
     ChatChunk,
@@ -34,7 +35,7 @@ MAX_COMPLETION_TOKENS = frozenset({"openai"})
 
 class OpenAICompatClient(HttpProviderClient):
     def list_models(self) -> list[ModelInfo]:
-        return [_model_info(raw) for raw in self._raw_models()]
+        return [openai_model_info(raw) for raw in self._raw_models()]
 
     def check_key(self) -> None:
         self._call.get_json(self.settings.test_endpoint or "/models")
@@ -51,10 +52,10 @@ class OpenAICompatClient(HttpProviderClient):
                     raise
             else:
                 if isinstance(found.get("id"), str):
-                    return _model_info(found)
+                    return openai_model_info(found)
         for raw in self._raw_models():
             if model == raw["id"] or model in (raw.get("aliases") or ()):
-                return _model_info(raw)
+                return openai_model_info(raw)
         raise self._missing_model(model)
 
     def chat(self, request: ChatRequest) -> ChatResponse:
@@ -68,19 +69,23 @@ class OpenAICompatClient(HttpProviderClient):
                 f"{self.provider} sent a chat response without choices", provider=self.provider
             )
         choice = as_dict(choices[0])
+        message = as_dict(choice.get("message"))
+        text, finish = _text(message.get("content")), choice.get("finish_reason")
+        refused = message.get("refusal")
         return ChatResponse(
-            text=_text(as_dict(choice.get("message")).get("content")),
+            text=text,
             model=str(body.get("model") or request.model),
-            finish_reason=choice.get("finish_reason"),
+            finish_reason=finish,
             usage=_usage(body.get("usage")),
             response_id=body.get("id"),
             latency_ms=(time.perf_counter() - started) * 1000,
+            refusal=_refusal(refused if isinstance(refused, str) else "", bool(text), finish),
         )
 
     def chat_stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
         finish: str | None = None
         usage: Usage | None = None
-        done = False
+        done, seen_text, refused = False, False, ""
         events = self._call.stream_events("/chat/completions", self._body(request, True))
         with closing(events):
             for event in events:
@@ -93,13 +98,18 @@ class OpenAICompatClient(HttpProviderClient):
                 if chunk.get("usage"):
                     usage = _usage(chunk["usage"])
                 for choice in chunk.get("choices") or []:
-                    text = _text(as_dict(as_dict(choice).get("delta")).get("content"))
+                    delta = as_dict(as_dict(choice).get("delta"))
+                    text = _text(delta.get("content"))
                     if text:
+                        seen_text = True
                         yield ChatChunk(text=text)
+                    if isinstance(delta.get("refusal"), str):
+                        refused += delta["refusal"]
                     finish = as_dict(choice).get("finish_reason") or finish
         if finish is None and not done:
             raise self._stream_ended_early()
-        yield ChatChunk(finish_reason=finish, usage=usage)
+        refusal = _refusal(refused, seen_text, finish)
+        yield ChatChunk(finish_reason=finish, usage=usage, refusal=refusal)
 
     def _raw_models(self) -> list[dict[str, Any]]:
         data = as_dict(self._call.get_json("/models")).get("data")
@@ -153,35 +163,38 @@ def _text(content: Any) -> str:
     return ""
 
 
+CONTENT_FILTERED = "the provider's content filter withheld the answer"
+
+
+def _refusal(refused: str, has_text: bool, finish: Any) -> str | None:
+    """The refusal text: OpenAI's ``refusal``; a content filter that left no text counts too."""
+    if refused.strip():
+        return refused
+    if finish == "content_filter" and not has_text:
+        return CONTENT_FILTERED
+    return None
+
+
 def _usage(raw: Any) -> Usage:
+    """``completion_tokens`` includes reasoning for OpenAI, DeepSeek and Mistral; xAI counts
+    reasoning beside it (its ``total_tokens`` is prompt + completion + reasoning): then the
+    reasoning is added to the output, which is how it is billed."""
     usage = as_dict(raw)
-    cached = as_int(as_dict(usage.get("prompt_tokens_details")).get("cached_tokens"))
+    details = as_dict(usage.get("prompt_tokens_details"))
+    cached = as_int(details.get("cached_tokens"))
     if cached is None:  # DeepSeek reports cache hits at the top level
         cached = as_int(usage.get("prompt_cache_hit_tokens"))
-    return Usage(
-        input_tokens=as_int(usage.get("prompt_tokens")),
-        output_tokens=as_int(usage.get("completion_tokens")),
-        total_tokens=as_int(usage.get("total_tokens")),
-        reasoning_tokens=as_int(
-            as_dict(usage.get("completion_tokens_details")).get("reasoning_tokens")
-        ),
+    prompt, completion = as_int(usage.get("prompt_tokens")), as_int(usage.get("completion_tokens"))
+    reasoning = as_int(as_dict(usage.get("completion_tokens_details")).get("reasoning_tokens"))
+    total = as_int(usage.get("total_tokens"))
+    output = completion
+    outside = prompt is not None and completion is not None and reasoning
+    if outside and total == (prompt or 0) + (completion or 0) + (reasoning or 0):
+        output = (completion or 0) + (reasoning or 0)
+    return Usage.of(
+        prompt,
+        output,
+        reasoning_tokens=reasoning,
         cached_tokens=cached,
-    )
-
-
-def _model_info(raw: dict[str, Any]) -> ModelInfo:
-    context = next(
-        (
-            as_int(raw.get(key))
-            for key in ("context_length", "max_context_length", "max_model_len")
-            if as_int(raw.get(key))
-        ),
-        None,
-    )
-    name = raw.get("name")
-    return ModelInfo(
-        id=str(raw["id"]),
-        display_name=name if isinstance(name, str) else None,
-        context_window=context,
-        owned_by=raw.get("owned_by") if isinstance(raw.get("owned_by"), str) else None,
+        cache_write_tokens=as_int(details.get("cache_write_tokens")),
     )

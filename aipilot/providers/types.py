@@ -74,30 +74,71 @@ class ChatRequest:
 
 @dataclass(frozen=True)
 class Usage:
+    """Tokens of one call, counted the way providers bill them, whatever the wire says.
+
+    ``input_tokens`` counts every input token, cache reads (``cached_tokens``) and cache
+    writes (``cache_write_tokens``) included; ``output_tokens`` counts every output token,
+    reasoning ("thinking") included (``reasoning_tokens`` is the part of it that was
+    reasoning); ``total_tokens`` is ``input_tokens + output_tokens``. ``None``: not reported.
+    """
+
     input_tokens: int | None = None
     output_tokens: int | None = None
     total_tokens: int | None = None
     reasoning_tokens: int | None = None
     cached_tokens: int | None = None
+    cache_write_tokens: int | None = None
+
+    @classmethod
+    def of(
+        cls,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        *,
+        reasoning_tokens: int | None = None,
+        cached_tokens: int | None = None,
+        cache_write_tokens: int | None = None,
+    ) -> Usage:
+        """A usage whose total is the sum of its parts (None when a part is unknown)."""
+        total = (
+            input_tokens + output_tokens
+            if input_tokens is not None and output_tokens is not None
+            else None
+        )
+        return cls(
+            input_tokens,
+            output_tokens,
+            total,
+            reasoning_tokens=reasoning_tokens,
+            cached_tokens=cached_tokens,
+            cache_write_tokens=cache_write_tokens,
+        )
 
 
 @dataclass(frozen=True)
 class ChatResponse:
+    """One answer. ``refusal`` is set when the model declined to answer (OpenAI's
+    ``refusal``, Anthropic's ``stop_reason: "refusal"``, a Gemini safety block); ``text`` is
+    then whatever else came, usually nothing."""
+
     text: str
     model: str
     finish_reason: str | None
     usage: Usage
     response_id: str | None = None
     latency_ms: float = 0.0
+    refusal: str | None = None
 
 
 @dataclass(frozen=True)
 class ChatChunk:
-    """A streaming delta; the last chunk of a stream carries ``finish_reason`` and ``usage``."""
+    """A streaming delta; the last chunk of a stream carries ``finish_reason`` and ``usage``,
+    and ``refusal`` (the whole refusal text) when the model declined to answer."""
 
     text: str = ""
     finish_reason: str | None = None
     usage: Usage | None = None
+    refusal: str | None = None
 
 
 @dataclass(frozen=True)

@@ -104,19 +104,14 @@ async def keys_manager(request: Request) -> Response:
 
 
 def result_document(result: AssistResult) -> dict[str, Any]:
-    """The strict envelope (as ``aipilot ask --json``): answer, provider, model, usage, cost."""
-    return {
-        "success": True,
-        "text": result.text,
-        "data": result.data,
-        "provider": result.provider,
-        "model": result.model,
-        "finish_reason": result.finish_reason,
-        "usage": plain(result.usage),
-        "cost_usd": float(result.cost_usd) if result.cost_usd is not None else None,
-        "latency_ms": result.latency_ms,
-        "ttft_ms": result.ttft_ms,
-    }
+    """The strict envelope (as ``aipilot ask --json``). A refusal is an answer of the
+    provider, not a failure of the gateway: HTTP 200 with ``success: false``, ``refusal``,
+    ``finish_reason: "refusal"`` and the seed's error fields (``error``, ``hint``, ``code``)."""
+    document = result.document()
+    if result.refusal is not None:
+        err = result.refused()
+        document.update(error=err.message, hint=err.hint, code=assist.REFUSAL)
+    return document
 
 
 def _number(body: dict[str, Any], name: str) -> Any:

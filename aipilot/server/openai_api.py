@@ -1,5 +1,8 @@
 """``/v1/chat/completions`` and ``/v1/models``: OpenAI-compatible, over the active model.
 
+A refusal is OpenAI's: ``message.refusal`` (a ``delta.refusal`` when streamed) with
+``content`` null and ``finish_reason`` ``stop``.
+
 Only the user's active model (module ``global``) is served: ``model`` must be ``active``
 or the active model's key; any other name is a 400 ``model_not_found`` in OpenAI's error
 shape (assist calls go through the one active configuration, its key, quotas and logs).
@@ -105,13 +108,21 @@ def _served(err: assist.ModelNotServedError) -> HttpError:
     return HttpError(400, err.message, code="model_not_found", hint=err.hint)
 
 
-def _usage(usage: TokenUsage) -> dict[str, int]:
+def _usage(usage: TokenUsage) -> dict[str, Any]:
+    """OpenAI's usage: completion includes reasoning, prompt includes the cache."""
     prompt, completion = usage.input_tokens or 0, usage.output_tokens or 0
-    total = usage.total_tokens if usage.total_tokens is not None else prompt + completion
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens or 0},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens or 0},
+    }
 
 
 def _finish(reason: str | None) -> str:
+    """OpenAI's finish reasons; a refusal is "stop" with the ``refusal`` field set, as
+    OpenAI sends it (its SDK's ``parse()`` reads it there)."""
     return reason if reason in FINISH else ("length" if reason == "max_tokens" else "stop")
 
 
@@ -128,7 +139,11 @@ def _complete(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": result.text},
+                "message": {
+                    "role": "assistant",
+                    "content": result.text if result.refusal is None or result.text else None,
+                    "refusal": result.refusal,
+                },
                 "finish_reason": _finish(result.finish_reason),
                 "logprobs": None,
             }
@@ -169,6 +184,8 @@ def _events(stream: AssistStream, *, include_usage: bool) -> Iterator[bytes]:
         yield b"data: [DONE]\n\n"
         return
     result = stream.result
+    if result is not None and result.refusal is not None:
+        yield chunk({"refusal": result.refusal})
     yield chunk({}, _finish(result.finish_reason if result else None))
     if include_usage and result is not None:
         yield _sse({**base, "choices": [], "usage": _usage(result.usage)})

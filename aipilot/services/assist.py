@@ -2,10 +2,14 @@
 
 Read the active configuration for (user, module), decrypt the key server-side, call the
 provider, return the answer — never the key. Every call writes one ``ai_usage_logs`` row,
-success, failure or cancellation, with tokens, cost (from the catalog's per-million-token
-prices; unknown price → NULL, never 0), latency and time to first token. Prompt and answer
-text are stored only when the caller opts in (``log_content``); the one exception is an
-answer that fails JSON validation, whose raw text is kept so the failure can be diagnosed.
+success, failure, refusal or cancellation, with tokens (reasoning and cache tokens apart),
+cost (:mod:`aipilot.services.pricing`: the catalog's per-million-token prices, else the
+reference catalog's; unknown price → NULL, never 0), latency and time to first token. A
+refusal (the model declined, or a safety filter blocked the answer) is returned with
+``refusal`` set and ``finish_reason`` ``"refusal"``; its row has ``error_code`` ``refusal``.
+Prompt and answer text are stored only when the caller opts in (``log_content``); the one
+exception is an answer that fails JSON validation, whose raw text is kept so the failure
+can be diagnosed.
 
 No database transaction is open while the provider is called: ``_prepare`` reads in one
 transaction, the provider call happens, then ``_record`` writes in another.
@@ -24,7 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -33,8 +37,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aipilot.db.models import Model, ProviderConfig
-from aipilot.errors import AipilotError, ModelOutputError, NotConfiguredError, UsageError
-from aipilot.services import calls, credentials, org_openai, quotas
+from aipilot.errors import (
+    AipilotError,
+    ModelOutputError,
+    NotConfiguredError,
+    RefusedError,
+    UsageError,
+)
+from aipilot.services import calls, credentials, org_openai, pricing, quotas
 from aipilot.services.catalog import get_provider, settings_for
 from aipilot.services.runtime import Context
 from aipilot.services.sealing import master_keys, open_row
@@ -43,8 +53,8 @@ from aipilot.services.validate import json_schema, module_name, schema_mismatch,
 if TYPE_CHECKING:
     from aipilot.providers.types import ChatMessage, ChatRequest, ProviderSettings, Usage
 
-MILLION = Decimal(1_000_000)
 MAX_LOGGED_TEXT = 20_000
+REFUSAL = "refusal"  # the finish reason and the usage row's error_code of a refusal
 
 
 @dataclass(frozen=True)
@@ -72,9 +82,15 @@ class ModelNotServedError(UsageError):
 
 @dataclass(frozen=True)
 class TokenUsage:
+    """Billed tokens: input includes cache reads and writes, output includes reasoning, and
+    ``total_tokens`` is always input + output."""
+
     input_tokens: int | None = None
     output_tokens: int | None = None
     total_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +104,32 @@ class AssistResult:
     cost_usd: Decimal | None
     latency_ms: int
     ttft_ms: int | None = None
+    refusal: str | None = None  # set when the model declined; text is then usually empty
+
+    def document(self) -> dict[str, Any]:
+        """The strict envelope of the seed's ``assist_flut`` (and ``ask --json``): the answer,
+        or the refusal, with provider, model, usage and cost. Front-ends add their error."""
+        return {
+            "success": self.refusal is None,
+            "text": self.text,
+            "data": self.data,
+            "refusal": self.refusal,
+            "provider": self.provider,
+            "model": self.model,
+            "finish_reason": self.finish_reason,
+            "usage": asdict(self.usage),
+            "cost_usd": float(self.cost_usd) if self.cost_usd is not None else None,
+            "latency_ms": self.latency_ms,
+            "ttft_ms": self.ttft_ms,
+        }
+
+    def refused(self) -> RefusedError:
+        """The error a caller that wants an answer raises for a refusal."""
+        assert self.refusal is not None
+        return RefusedError(
+            f"the {self.provider} model refused to answer: {self.refusal}"[:600],
+            refusal=self.refusal,
+        )
 
 
 @dataclass(frozen=True)
@@ -96,8 +138,7 @@ class _Prepared:
     api_key: str | None = field(repr=False)
     model: str
     system: str | None
-    input_price: Decimal | None
-    output_price: Decimal | None
+    rates: pricing.Rates | None
     connexion_id: uuid.UUID | None = None  # the organisation's key is used
     user_limits: bool = False  # a per-user limit applies
     reservation: quotas.Reservation = field(default_factory=quotas.Reservation)
@@ -213,21 +254,30 @@ def _read_prepared(ctx: Context, module: str, named: str | None = None) -> _Prep
             if org_key is not None:
                 settings = org_openai.with_headers(settings, org_key.headers)
                 connexion_id = org_key.connexion_id
-        prices = session.execute(
-            sa.select(Model.input_price_per_mtok, Model.output_price_per_mtok).where(
-                Model.provider_id == provider.id, Model.model_key == config.model_name
-            )
+        row = session.execute(
+            sa.select(
+                Model.input_price_per_mtok,
+                Model.output_price_per_mtok,
+                Model.cache_read_price_per_mtok,
+                Model.cache_write_price_per_mtok,
+                Model.price_source,
+            ).where(Model.provider_id == provider.id, Model.model_key == config.model_name)
         ).first()
         return _Prepared(
             settings=settings,
             api_key=api_key,
             model=config.model_name,
             system=config.system_prompt,
-            input_price=prices[0] if prices else None,
-            output_price=prices[1] if prices else None,
+            rates=_rates(provider.provider_key, config.model_name, row),
             connexion_id=connexion_id,
             user_limits=quotas.has_limits(session, ctx.identity.user_id, provider.provider_key),
         )
+
+
+def _rates(provider_key: str, model: str, row: Any) -> pricing.Rates | None:
+    """The catalog row's prices when it has both; else the reference catalog's."""
+    prices = pricing.RowPrices(*row) if row is not None else None
+    return pricing.rates_for(prices, provider_key, model)
 
 
 def _resolve_key(
@@ -251,7 +301,7 @@ def _reserve(ctx: Context, prep: _Prepared) -> _Prepared:
         user_limits=prep.user_limits,
         connexion_id=prep.connexion_id,
         model=prep.model,
-        priced=prep.input_price is not None and prep.output_price is not None,
+        priced=prep.rates is not None and prep.rates.priced,
     )
     return replace(prep, reservation=reservation)
 
@@ -278,22 +328,26 @@ def _chat_request(prep: _Prepared, request: AssistRequest) -> ChatRequest:
 
 
 def cost_of(prep: _Prepared, usage: TokenUsage) -> Decimal | None:
-    """Catalog price × tokens; None when a price or a token count is unknown."""
-    if None in (prep.input_price, prep.output_price, usage.input_tokens, usage.output_tokens):
-        return None
-    assert prep.input_price is not None and prep.output_price is not None
-    total = Decimal(usage.input_tokens or 0) * prep.input_price
-    total += Decimal(usage.output_tokens or 0) * prep.output_price
-    return (total / MILLION).quantize(Decimal("0.000001"))
+    """Rates × tokens; None when a rate or a token count is unknown."""
+    tokens = pricing.BilledTokens(
+        usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens
+    )
+    return pricing.cost(prep.rates, tokens)
 
 
 def _tokens(usage: Usage | None) -> TokenUsage:
     if usage is None:
         return TokenUsage()
-    total = usage.total_tokens
-    if total is None and usage.input_tokens is not None and usage.output_tokens is not None:
-        total = usage.input_tokens + usage.output_tokens
-    return TokenUsage(usage.input_tokens, usage.output_tokens, total)
+    inputs, outputs = usage.input_tokens, usage.output_tokens
+    total = inputs + outputs if inputs is not None and outputs is not None else None
+    return TokenUsage(
+        inputs,
+        outputs,
+        total,
+        reasoning_tokens=usage.reasoning_tokens,
+        cache_read_tokens=usage.cached_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+    )
 
 
 def parse_answer(text: str, request: AssistRequest) -> Any:
@@ -328,24 +382,47 @@ def ask(ctx: Context, request: AssistRequest) -> AssistResult:
         _record_failure(ctx, prep, request, err, started)
         raise
     usage = _tokens(response.usage)
-    result = _finish(
-        ctx, prep, request, response.text, response.finish_reason, usage, started, None
-    )
-    return result
+    answer = _Answer(response.text, response.finish_reason, response.refusal)
+    return _finish(ctx, prep, request, answer, usage, started, None)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    text: str
+    finish_reason: str | None
+    refusal: str | None = None
 
 
 def _finish(
     ctx: Context,
     prep: _Prepared,
     request: AssistRequest,
-    text: str,
-    finish_reason: str | None,
+    answer: _Answer,
     usage: TokenUsage,
     started: float,
     ttft_ms: int | None,
 ) -> AssistResult:
     latency = int((time.monotonic() - started) * 1000)
     cost = cost_of(prep, usage)
+    text, finish_reason = answer.text, answer.finish_reason
+    provider = prep.settings.provider_key
+    if answer.refusal is not None:
+        # the model's words stay out of error_message: they are answer text (log_content)
+        outcome = calls.CallOutcome(False, latency, REFUSAL, "the model refused to answer")
+        shown = answer.refusal if not text else f"{text}\n{answer.refusal}"
+        _record(ctx, prep, request, outcome, usage, cost, ttft_ms, answer=shown)
+        return AssistResult(
+            text,
+            None,
+            provider,
+            prep.model,
+            REFUSAL,
+            usage,
+            cost,
+            latency,
+            ttft_ms,
+            refusal=answer.refusal,
+        )
     try:
         data = parse_answer(text, request)
     except ModelOutputError as err:
@@ -354,15 +431,7 @@ def _finish(
         raise
     _record(ctx, prep, request, calls.CallOutcome(True, latency), usage, cost, ttft_ms, answer=text)
     return AssistResult(
-        text,
-        data,
-        prep.settings.provider_key,
-        prep.model,
-        finish_reason,
-        usage,
-        cost,
-        latency,
-        ttft_ms,
+        text, data, provider, prep.model, finish_reason, usage, cost, latency, ttft_ms
     )
 
 
@@ -404,8 +473,13 @@ def _record(
             outcome=outcome,
             model=prep.model,
             module=request.module,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
+            tokens=calls.Tokens(
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.reasoning_tokens,
+                usage.cache_read_tokens,
+                usage.cache_write_tokens,
+            ),
             cost=cost,
             ttft_ms=ttft_ms,
             cancelled=cancelled,
@@ -447,7 +521,7 @@ class AssistStream:
 
         prep = self._prep = _reserve(self._ctx, self._prep)
         request = self._request
-        started, ttft, finish, usage = time.monotonic(), None, None, None
+        started, ttft, finish, usage, refusal = time.monotonic(), None, None, None, None
         try:
             with client_for(prep.settings, prep.api_key) as client:
                 for chunk in client.chat_stream(_chat_request(prep, request)):
@@ -459,6 +533,7 @@ class AssistStream:
                         yield chunk.text
                     finish = chunk.finish_reason or finish
                     usage = chunk.usage or usage
+                    refusal = chunk.refusal or refusal
         except AipilotError as err:
             _record_failure(self._ctx, prep, request, err, started)
             raise
@@ -467,9 +542,8 @@ class AssistStream:
             outcome = calls.CallOutcome(False, latency, "cancelled", "cancelled by the user")
             _record(self._ctx, prep, request, outcome, _tokens(usage), None, ttft, cancelled=True)
             raise
-        self.result = _finish(
-            self._ctx, prep, request, self.text, finish, _tokens(usage), started, ttft
-        )
+        answer = _Answer(self.text, finish, refusal)
+        self.result = _finish(self._ctx, prep, request, answer, _tokens(usage), started, ttft)
 
 
 def user_message(text: str) -> tuple[Message, ...]:

@@ -31,6 +31,20 @@ class CallOutcome:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class Tokens:
+    """A call's billed tokens: input includes the cache parts, output the reasoning."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+
+
+NO_TOKENS = Tokens()
+
+
 def outcome_of_error(err: AipilotError, *, latency_ms: int, secrets: list[str]) -> CallOutcome:
     code = getattr(err, "code", None) or type(err).__name__
     status = getattr(err, "status", None)
@@ -52,8 +66,7 @@ def record(
     outcome: CallOutcome,
     model: str | None = None,
     module: str = "global",
-    input_tokens: int | None = None,
-    output_tokens: int | None = None,
+    tokens: Tokens = NO_TOKENS,
     cost: Decimal | None = None,
     ttft_ms: int | None = None,
     cancelled: bool = False,
@@ -69,8 +82,11 @@ def record(
             kind=kind,
             provider_key=provider_key,
             model_name=model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
+            input_tokens=tokens.input_tokens,
+            output_tokens=tokens.output_tokens,
+            reasoning_tokens=tokens.reasoning_tokens,
+            cache_read_tokens=tokens.cache_read_tokens,
+            cache_write_tokens=tokens.cache_write_tokens,
             cost_usd=cost,
             latency_ms=outcome.latency_ms,
             ttft_ms=ttft_ms,

@@ -201,8 +201,7 @@ def _record(ctx: Context, plan: _Plan, result: ConfigTestResult) -> None:
             model=result.model,
             module=result.module,
             outcome=outcome,
-            input_tokens=result.input_tokens,
-            output_tokens=result.output_tokens,
+            tokens=calls.Tokens(result.input_tokens, result.output_tokens),
         )
         config = session.get(ProviderConfig, plan.config_id)
         if config is not None:

@@ -34,11 +34,12 @@ class UsageRow:
     calls: int
     errors: int
     input_tokens: int
-    output_tokens: int
+    output_tokens: int  # reasoning included
     cost_usd: Decimal | None  # sum of the known costs; None when every call's cost is unknown
     unknown_cost_calls: int
     avg_latency_ms: float | None
     provider: str | None = None  # set when grouped by model
+    reasoning_tokens: int = 0  # the part of output_tokens that was reasoning ("thinking")
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ def _measures() -> list[sa.ColumnElement[Any]]:
         sa.func.sum(not_ok).label("errors"),
         sa.func.sum(UsageLog.input_tokens).label("input_tokens"),
         sa.func.sum(UsageLog.output_tokens).label("output_tokens"),
+        sa.func.sum(UsageLog.reasoning_tokens).label("reasoning_tokens"),
         sa.func.sum(UsageLog.cost_usd).label("cost_usd"),
         sa.func.sum(unknown).label("unknown_cost_calls"),
         sa.func.sum(UsageLog.latency_ms).label("latency_sum"),
@@ -96,7 +98,14 @@ def _measures() -> list[sa.ColumnElement[Any]]:
     ]
 
 
-_COUNTS = ("calls", "errors", "input_tokens", "output_tokens", "unknown_cost_calls")
+_COUNTS = (
+    "calls",
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "unknown_cost_calls",
+    "reasoning_tokens",
+)
 
 
 @dataclass(frozen=True)
@@ -124,7 +133,7 @@ class _Sums:
         )
 
     def row(self, key: str | None, provider: str | None = None) -> UsageRow:
-        calls, errors, input_tokens, output_tokens, unknown = self.counts
+        calls, errors, input_tokens, output_tokens, unknown, reasoning = self.counts
         cost = self.cost if self.cost is not None or unknown else Decimal(0)
         return UsageRow(
             key=key,
@@ -136,6 +145,7 @@ class _Sums:
             unknown_cost_calls=unknown,
             avg_latency_ms=round(self.latency_sum / self.latency_n, 1) if self.latency_n else None,
             provider=provider,
+            reasoning_tokens=reasoning,
         )
 
 
