@@ -101,13 +101,13 @@ class AnthropicClient(HttpProviderClient):
             usage=_usage(body.get("usage")),
             response_id=body.get("id"),
             latency_ms=(time.perf_counter() - started) * 1000,
-            refusal=self._refusal(finish, text),
+            refusal=self._refusal(finish, text, body.get("stop_details")),
         )
 
     def chat_stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
         usage: dict[str, Any] = {}
         finish: str | None = None
-        stopped, text = False, ""
+        stopped, text, details = False, "", None
         events = self._call.stream_events("/v1/messages", _body(request, stream=True))
         with closing(events):
             for event in events:
@@ -125,7 +125,9 @@ class AnthropicClient(HttpProviderClient):
                         text += str(delta["text"])
                         yield ChatChunk(text=str(delta["text"]))
                 elif kind == "message_delta":
-                    finish = as_dict(data.get("delta")).get("stop_reason") or finish
+                    delta = as_dict(data.get("delta"))
+                    finish = delta.get("stop_reason") or finish
+                    details = delta.get("stop_details") or details
                     delta_usage = as_dict(data.get("usage")).items()
                     usage.update({k: v for k, v in delta_usage if v is not None})
                 elif kind == "message_stop":
@@ -134,13 +136,17 @@ class AnthropicClient(HttpProviderClient):
         if not stopped and finish is None:
             raise self._stream_ended_early()
         yield ChatChunk(
-            finish_reason=finish, usage=_usage(usage), refusal=self._refusal(finish, text)
+            finish_reason=finish, usage=_usage(usage), refusal=self._refusal(finish, text, details)
         )
 
-    def _refusal(self, finish: Any, text: str) -> str | None:
-        """``stop_reason: "refusal"``: Claude declined; the text before it, if any, says why."""
+    def _refusal(self, finish: Any, text: str, details: Any) -> str | None:
+        """``stop_reason: "refusal"``: Claude declined; ``stop_details.explanation`` (or the
+        text before the stop) says why."""
         if finish != "refusal":
             return None
+        explanation = as_dict(details).get("explanation")
+        if isinstance(explanation, str) and explanation.strip():
+            return explanation.strip()
         return text.strip() or f"the {self.provider} model declined to answer (stop_reason refusal)"
 
 
@@ -173,16 +179,18 @@ def _body(request: ChatRequest, *, stream: bool) -> dict[str, Any]:
 
 def _usage(raw: Any) -> Usage:
     """Input counts cache reads and writes too (Anthropic's ``input_tokens`` is only the
-    uncached part); ``output_tokens`` already includes thinking, which Anthropic does not
-    count apart."""
+    uncached part); ``output_tokens`` already includes thinking, counted apart only in
+    ``output_tokens_details.thinking_tokens`` where Anthropic sends it."""
     usage = as_dict(raw)
     fresh = as_int(usage.get("input_tokens"))
     cache_read = as_int(usage.get("cache_read_input_tokens"))
     cache_write = as_int(usage.get("cache_creation_input_tokens"))
     inputs = None if fresh is None else fresh + (cache_read or 0) + (cache_write or 0)
+    thinking = as_int(as_dict(usage.get("output_tokens_details")).get("thinking_tokens"))
     return Usage.of(
         inputs,
         as_int(usage.get("output_tokens")),
+        reasoning_tokens=thinking,
         cached_tokens=cache_read,
         cache_write_tokens=cache_write,
     )
