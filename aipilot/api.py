@@ -57,7 +57,11 @@ class Assistant:
         temperature: float | None = None,
         log_content: bool = False,
     ) -> AssistResult:
-        """Send a prompt (a string, or the seed's list of {role, content} messages)."""
+        """Send a prompt (a string, or the seed's list of {role, content} messages).
+
+        A refusal (the model declined, or a safety filter blocked the answer) raises
+        :class:`aipilot.errors.RefusedError`, whose ``refusal`` says why; the call is
+        billed and recorded like any other."""
         from aipilot.services import assist
 
         messages = (
@@ -73,7 +77,10 @@ class Assistant:
             json_schema=schema,
             log_content=log_content,
         )
-        return assist.ask(self._context(), request)
+        result = assist.ask(self._context(), request)
+        if result.refusal is not None:
+            raise result.refused()
+        return result
 
     def close(self) -> None:
         if self._ctx is not None:
