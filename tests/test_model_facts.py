@@ -20,7 +20,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from aipilot.db.models import Model
-from aipilot.providers import anthropic, gemini, openai_compat
 from aipilot.providers.model_lists import (
     anthropic_model_info,
     gemini_model_info,
@@ -238,28 +237,6 @@ def test_numbers_in_json_are_read_as_prices_too() -> None:
     assert tiny.input_price_per_mtok == 0
 
 
-@pytest.mark.parametrize(
-    ("reader", "ours", "raw"),
-    [
-        ("openai", openai_model_info, r)
-        for r in (OPENROUTER_4O_MINI, OPENROUTER_HAIKU, MISTRAL_SMALL, VLLM, OPENAI_PLAIN)
-    ]
-    + [("anthropic", anthropic_model_info, r) for r in (ANTHROPIC_SONNET, ANTHROPIC_PLAIN)]
-    + [("gemini", gemini_model_info, r) for r in (GEMINI_FLASH, GEMINI_NEW)],
-)
-def test_the_clients_current_facts_are_a_subset(
-    reader: str, ours: Any, raw: dict[str, Any]
-) -> None:
-    module = {"openai": openai_compat, "anthropic": anthropic, "gemini": gemini}[reader]
-    theirs = getattr(module, "_model_info", None)
-    if theirs is None:
-        pytest.skip("the client reads its list with model_lists itself")
-    expected, got = theirs(raw), ours(raw)
-    for field in ("id", "display_name", "context_window", "owned_by"):
-        if getattr(expected, field) is not None:
-            assert getattr(got, field) == getattr(expected, field), field
-
-
 # ---------------------------------------------------------------- refresh, on ORM rows
 SOURCE = "openrouter model list 2026-12-02"
 
@@ -429,18 +406,6 @@ def facts(database_url: str) -> list[tuple[object, ...]]:
     ]
 
 
-def clients_read_full_lists() -> bool:
-    """Whether the provider clients read their lists with model_lists (another change)."""
-    modules = (openai_compat, anthropic, gemini)
-    return all(
-        any(
-            getattr(v, "__module__", "") == "aipilot.providers.model_lists"
-            for v in vars(m).values()
-        )
-        for m in modules
-    )
-
-
 def test_sync_refreshes_context_windows_follows_pages_and_is_idempotent(
     cli: CliFn, lists: ListServer, database_url: str
 ) -> None:
@@ -465,10 +430,6 @@ def test_sync_refreshes_context_windows_follows_pages_and_is_idempotent(
     assert facts(database_url) == before
 
 
-@pytest.mark.skipif(
-    not clients_read_full_lists(),
-    reason="the provider clients do not read their lists with model_lists yet",
-)
 def test_sync_stores_limits_deprecations_and_openrouter_prices(
     cli: CliFn, lists: ListServer, database_url: str
 ) -> None:
