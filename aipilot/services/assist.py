@@ -263,21 +263,18 @@ def _read_prepared(ctx: Context, module: str, named: str | None = None) -> _Prep
                 Model.price_source,
             ).where(Model.provider_id == provider.id, Model.model_key == config.model_name)
         ).first()
-        return _Prepared(
+        prep = _Prepared(
             settings=settings,
             api_key=api_key,
             model=config.model_name,
             system=config.system_prompt,
-            rates=_rates(provider.provider_key, config.model_name, row),
+            rates=pricing.row_rates(pricing.RowPrices(*row)) if row is not None else None,
             connexion_id=connexion_id,
             user_limits=quotas.has_limits(session, ctx.identity.user_id, provider.provider_key),
         )
-
-
-def _rates(provider_key: str, model: str, row: Any) -> pricing.Rates | None:
-    """The catalog row's prices when it has both; else the reference catalog's."""
-    prices = pricing.RowPrices(*row) if row is not None else None
-    return pricing.rates_for(prices, provider_key, model)
+    if prep.rates is None:  # after the transaction: the reference catalog's first use imports it
+        prep = replace(prep, rates=pricing.reference_rates(prep.settings.provider_key, prep.model))
+    return prep
 
 
 def _resolve_key(

@@ -131,8 +131,9 @@ class _Unpriced:
 
     def refusal(self, limit: str, *, connexion: bool) -> _Refusal:
         message = (
-            f"the model {self.model} ({self.provider_key}) has no price in the catalog, so "
-            f"{limit} cannot count what a call costs; the call is refused"
+            f"the model {self.model} ({self.provider_key}) has no price in the catalog "
+            f"(nor in the reference price catalog), so {limit} cannot count what a call "
+            "costs; the call is refused"
         )
         hint = (
             f"an admin can price it: `aipilot models update {self.provider_key} {self.model} "
