@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import genai_prices
 import pytest
 
 from aipilot.db.models import Model
@@ -412,6 +413,18 @@ def test_sync_refreshes_context_windows_follows_pages_and_is_idempotent(
     first = sync(cli, "anthropic")
     assert first["added"] == ["c-3", "claude-opus-4-1-20250805"]
     assert first["present"] == ["claude-sonnet-4-0"]
+    # the added rows have no price of their own: the reference prices one, nothing the other
+    assert first["reference_priced"] == ["claude-opus-4-1-20250805"]
+    assert first["unpriced"] == ["c-3"]
+    assert first["reference_source"].startswith("genai-prices ")
+    opus = genai_prices.calc_price(
+        genai_prices.Usage(input_tokens=1_000_000, output_tokens=0),
+        model_ref="claude-opus-4-1-20250805",
+        provider_id="anthropic",
+    )
+    assert show(cli, "anthropic", "claude-opus-4-1-20250805")["rates"]["input"] == float(
+        opus.input_price
+    )
     assert first["updated"]["claude-sonnet-4-0"][0] == "context_window"  # 200000 → 1000000
     assert sum("/v1/models" in p for p in lists.paths) == 2  # both pages
     sonnet = show(cli, "anthropic", "claude-sonnet-4-0")

@@ -300,6 +300,8 @@ def sync(
         ("added", result.added),
         ("updated", updated),
         ("priced from the list", result.priced),
+        (f"priced by {result.reference_source}", result.reference_priced),
+        ("no price known (cost NULL until priced with `aipilot models update`)", result.unpriced),
         ("gone upstream (kept)", result.gone),
     ):
         if names:

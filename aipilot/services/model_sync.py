@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from aipilot.db.models import Model
 from aipilot.errors import AipilotError, ConflictError
 from aipilot.providers.types import ModelInfo, ProviderSettings
-from aipilot.services import calls, credentials
+from aipilot.services import calls, credentials, pricing
 from aipilot.services.catalog import get_provider, settings_for
 from aipilot.services.runtime import Context
 from aipilot.services.sealing import master_keys, open_row
@@ -60,6 +60,10 @@ class SyncResult:
     # present model → the columns this sync changed (facts, "prices")
     updated: dict[str, list[str]] = field(default_factory=dict)
     priced: list[str] = field(default_factory=list)  # rows (new or present) given list prices
+    # added rows without a price of their own: priced by the reference catalog, or by nothing
+    reference_priced: list[str] = field(default_factory=list)
+    unpriced: list[str] = field(default_factory=list)
+    reference_source: str | None = None
 
 
 def _fetch(settings: ProviderSettings, secret: str) -> list[ModelInfo]:
@@ -203,6 +207,9 @@ def sync_models(ctx: Context, provider: str, *, activate_new: bool = False) -> S
             raise ConflictError(
                 f"another sync of {key} ran at the same time", hint="run it again"
             ) from exc
+    # after the write transaction: the reference catalog's first use imports it
+    own = set(priced) | {m for m in added if _has_own_price(usable[m].info)}
+    reference = {m: pricing.reference_rates(key, m) for m in added if m not in own}
     return SyncResult(
         provider=key,
         added=added,
@@ -213,7 +220,16 @@ def sync_models(ctx: Context, provider: str, *, activate_new: bool = False) -> S
         latency_ms=ms,
         updated=updated,
         priced=sorted(priced),
+        reference_priced=sorted(m for m, r in reference.items() if r is not None),
+        unpriced=sorted(m for m, r in reference.items() if r is None),
+        reference_source=next(
+            (pricing.describe(r) for r in reference.values() if r is not None), None
+        ),
     )
+
+
+def _has_own_price(info: ModelInfo) -> bool:
+    return info.input_price_per_mtok is not None and info.output_price_per_mtok is not None
 
 
 def _record(ctx: Context, provider: str, outcome: calls.CallOutcome) -> None:
