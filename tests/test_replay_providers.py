@@ -59,9 +59,30 @@ def settings(replay: ReplayServer, provider: str, scenario: str) -> ProviderSett
     )
 
 
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "harbour": {"type": "string"},
+        "river": {"type": "string"},
+        "bridges": {"type": "integer"},
+    },
+    "required": ["harbour", "river", "bridges"],
+}
+
+
+def request_for(scenario: str) -> ChatRequest:
+    """The request the fixture answers: JSON fixtures were answers to JSON requests (the
+    Anthropic prefill one to a request whose last turn was the assistant's ``{``)."""
+    messages = [ChatMessage("user", "hello")]
+    if "json_schema" in scenario:
+        return ChatRequest(model="replayed", messages=messages, json_schema=SCHEMA)
+    json_mode = scenario.startswith("chat_json")
+    return ChatRequest(model="replayed", messages=messages, json_mode=json_mode)
+
+
 def call(replay: ReplayServer, provider: str, scenario: str) -> ChatResponse:
     """One chat as the fixture was recorded: streamed when the fixture is a stream."""
-    request = ChatRequest(model="replayed", messages=[ChatMessage("user", "hello")])
+    request = request_for(scenario)
     with client_for(settings(replay, provider, scenario), KEY, retry=NO_RETRY) as client:
         if not load_fixture(provider, scenario).is_sse:
             return client.chat(request)
@@ -103,7 +124,7 @@ def test_every_recorded_chat_parses_and_totals_add_up(
         assert usage.reasoning_tokens <= usage.output_tokens
     cached = (usage.cached_tokens or 0) + (usage.cache_write_tokens or 0)
     assert cached <= usage.input_tokens
-    refused = "refusal" in scenario or scenario in ("chat_safety", "chat_blocked")
+    refused = any(word in scenario for word in ("refusal", "safety", "blocked"))
     assert (response.refusal is not None) == refused, response
     if not refused:
         assert response.text.strip()
@@ -125,7 +146,13 @@ def test_plain_texts_are_the_recorded_ones(replay: ReplayServer) -> None:
 
 @pytest.mark.parametrize(
     ("provider", "scenario"),
-    [("openai", "chat_stream"), ("mistral", "chat_stream"), ("openrouter", "chat_stream")],
+    [
+        ("openai", "chat_stream"),
+        ("mistral", "chat_stream"),
+        ("openrouter", "chat_stream"),
+        ("deepseek", "chat_stream"),
+        ("xai", "chat_stream"),
+    ],
 )
 def test_openai_style_streams_join_their_content_deltas(
     replay: ReplayServer, provider: str, scenario: str
@@ -159,6 +186,73 @@ def test_thinking_is_never_part_of_the_answer(replay: ReplayServer) -> None:
     )
 
 
+def test_openrouter_reasoning_is_not_the_answer_but_is_counted(replay: ReplayServer) -> None:
+    recorded = body("openrouter", "chat_reasoning")
+    message = recorded["choices"][0]["message"]
+    raw = recorded["usage"]
+    response = call(replay, "openrouter", "chat_reasoning")
+    assert response.text == message["content"]
+    assert message["reasoning"] and message["reasoning"] not in response.text
+    assert response.usage.reasoning_tokens == raw["completion_tokens_details"]["reasoning_tokens"]
+    assert 0 < response.usage.reasoning_tokens < raw["completion_tokens"]
+    assert response.usage.output_tokens == raw["completion_tokens"]  # reasoning is inside
+    assert response.usage.total_tokens == raw["total_tokens"]
+
+
+# ---------------------------------------------------------------- JSON answers
+def recorded_text(provider: str, scenario: str) -> str:
+    """The answer text of a non-streamed fixture, read by the provider's documented path."""
+    recorded = body(provider, scenario)
+    if provider == "anthropic":
+        return "".join(b["text"] for b in recorded["content"] if b["type"] == "text")
+    if provider == "gemini":
+        parts = recorded["candidates"][0]["content"]["parts"]
+        return "".join(p["text"] for p in parts if not p.get("thought"))
+    return str(recorded["choices"][0]["message"]["content"])
+
+
+@pytest.mark.parametrize(
+    ("provider", "scenario"),
+    [
+        ("openai", "chat_json_object"),
+        ("openai", "chat_json_schema"),
+        ("anthropic", "chat_json_schema"),
+        ("gemini", "chat_json"),
+        ("gemini", "chat_json_schema"),
+        ("mistral", "chat_json_object"),
+        ("deepseek", "chat_json_object"),
+    ],
+)
+def test_json_answers_are_the_recorded_json(
+    replay: ReplayServer, provider: str, scenario: str
+) -> None:
+    recorded = recorded_text(provider, scenario)
+    response = call(replay, provider, scenario)
+    assert response.text == recorded
+    assert json.loads(response.text) == json.loads(recorded)
+    assert response.refusal is None
+
+
+def test_anthropic_prefill_is_put_back_in_front_of_the_answer(replay: ReplayServer) -> None:
+    recorded = recorded_text("anthropic", "chat_json_prefill")
+    assert not recorded.lstrip().startswith("{")  # recorded after the prefill, without it
+    before = len(replay.requests)
+    response = call(replay, "anthropic", "chat_json_prefill")
+    (sent,) = [r for r in replay.requests[before:] if r.scenario == "chat_json_prefill"]
+    assert sent.body["messages"][-1] == {"role": "assistant", "content": "{"}
+    assert response.text == "{" + recorded
+    assert json.loads(response.text) == json.loads("{" + recorded)
+
+
+def test_anthropic_schema_goes_to_output_config_without_prefill(replay: ReplayServer) -> None:
+    before = len(replay.requests)
+    response = call(replay, "anthropic", "chat_json_schema")
+    (sent,) = [r for r in replay.requests[before:] if r.scenario == "chat_json_schema"]
+    assert sent.body["output_config"] == {"format": {"type": "json_schema", "schema": SCHEMA}}
+    assert sent.body["messages"][-1]["role"] == "user"
+    assert json.loads(response.text) == json.loads(recorded_text("anthropic", "chat_json_schema"))
+
+
 # ---------------------------------------------------------------- refusals
 def test_openai_refusals_plain_and_streamed(replay: ReplayServer) -> None:
     recorded = body("openai", "chat_refusal")["choices"][0]["message"]["refusal"]
@@ -190,6 +284,25 @@ def test_gemini_safety_blocks_are_refusals(replay: ReplayServer, scenario: str) 
     response = call(replay, "gemini", scenario)
     assert response.refusal is not None and reason in response.refusal
     assert response.usage.output_tokens == 0
+
+
+def test_gemini_safety_stop_mid_stream_is_a_refusal(replay: ReplayServer) -> None:
+    chunks = events("gemini", "chat_safety_stream")
+    last = chunks[-1]["candidates"][0]
+    assert last["finishReason"] == "SAFETY" and "content" not in last
+    streamed = "".join(
+        p.get("text", "")
+        for e in chunks
+        for c in e["candidates"]
+        for p in c.get("content", {}).get("parts", [])
+    )
+    response = call(replay, "gemini", "chat_safety_stream")
+    assert response.finish_reason == "SAFETY"
+    assert response.refusal is not None and "SAFETY" in response.refusal
+    assert response.text == streamed  # what arrived before the stop was already shown
+    meta = chunks[-1]["usageMetadata"]
+    assert response.usage.output_tokens == meta["candidatesTokenCount"]
+    assert response.usage.total_tokens == meta["totalTokenCount"]
 
 
 # ---------------------------------------------------------------- reasoning and cache tokens
@@ -274,13 +387,21 @@ ERRORS: dict[tuple[str, str], tuple[type[ProviderCallError], str]] = {
     ("gemini", "err_503"): (ProviderUnavailableError, "is overloaded"),
     ("mistral", "err_401"): (ProviderAuthError, "rejected the API key"),
     ("mistral", "err_429"): (RateLimitedError, "mistral"),
+    ("mistral", "err_400_context"): (ContextTooLongError, "context window"),
+    ("mistral", "err_422"): (ProviderCallError, "refused the request"),
     ("deepseek", "err_401"): (ProviderAuthError, "authentication_error"),
     ("deepseek", "err_402"): (RateLimitedError, "quota or balance is exhausted"),
     ("deepseek", "err_400_context"): (ContextTooLongError, "context window"),
+    ("deepseek", "err_429"): (RateLimitedError, "is rate limiting"),
+    ("deepseek", "err_503"): (ProviderUnavailableError, "is overloaded"),
     ("xai", "err_400_key"): (ProviderAuthError, "rejected the API key"),
     ("xai", "err_404_model"): (ModelNotFoundError, "does not know this model"),
+    # a team out of credits, not a busy moment: retrying cannot help
+    ("xai", "err_429"): (RateLimitedError, "quota or balance is exhausted"),
     ("openrouter", "err_404_model"): (ModelNotFoundError, "does not know this model"),
     ("openrouter", "err_402"): (RateLimitedError, "quota or balance is exhausted"),
+    ("openrouter", "err_429"): (RateLimitedError, "is rate limiting"),
+    ("openrouter", "err_401"): (ProviderAuthError, "rejected the API key"),
 }
 QUOTA = {k for k, (_, words) in ERRORS.items() if "quota" in words}
 
@@ -322,3 +443,12 @@ def test_deepseek_shows_its_informative_error_type(replay: ReplayServer) -> None
     recorded = body("deepseek", "err_401")["error"]
     assert recorded["code"] == "invalid_request_error"  # generic: the type says more
     assert caught.value.code == recorded["type"]
+
+
+def test_mistral_validation_error_names_the_rejected_parameter(replay: ReplayServer) -> None:
+    with pytest.raises(ProviderCallError) as caught:
+        call(replay, "mistral", "err_422")
+    detail = body("mistral", "err_422")["message"]["detail"][0]
+    assert detail["loc"][-1] in caught.value.message
+    assert detail["msg"] in caught.value.message
+    assert not caught.value.retryable
