@@ -200,6 +200,8 @@ _CONTEXT_PHRASES = (
 _OVERLOADED_PHRASES = ("overloaded", "unavailable_error")
 # (not "exceeded your current quota": Gemini says it of per-minute limits too)
 _BALANCE_PHRASES = (
+    "used all available credits",  # xAI, with a 429
+    "monthly spending limit",
     "insufficient balance",
     "insufficient credits",
     "credit balance is too low",
@@ -254,6 +256,7 @@ def _by_status(
         status == 402
         or bool(_QUOTA_CODES.intersection(codes))
         or "perday" in text
+        or "per-day" in text  # OpenRouter's free-models-per-day
         or any(p in text for p in _BALANCE_PHRASES)
     )
     if status in (402, 429) or (status == 400 and quota):

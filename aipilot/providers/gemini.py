@@ -124,7 +124,7 @@ class GeminiClient(HttpProviderClient):
         """A safety block (of the prompt, or of the answer) is the model declining."""
         if finish not in BLOCKED or (finish == "OTHER" and has_text):
             return None
-        kept = " (a partial answer was withheld)" if has_text else ""
+        kept = " (after part of the answer)" if has_text else ""
         return f"{self.provider} blocked the answer ({finish}){kept}"
 
 
