@@ -35,7 +35,12 @@ MAX_COMPLETION_TOKENS = frozenset({"openai"})
 
 class OpenAICompatClient(HttpProviderClient):
     def list_models(self) -> list[ModelInfo]:
-        return [openai_model_info(raw) for raw in self._raw_models()]
+        # Mistral lists moderation and embedding models with capabilities.completion_chat false
+        return [
+            openai_model_info(raw)
+            for raw in self._raw_models()
+            if as_dict(raw.get("capabilities")).get("completion_chat") is not False
+        ]
 
     def check_key(self) -> None:
         self._call.get_json(self.settings.test_endpoint or "/models")
