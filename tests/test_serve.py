@@ -363,13 +363,13 @@ def test_assist_flut_and_config_test(
         assert doc["success"] is True and doc["text"] == "Paris."
         assert (doc["provider"], doc["model"]) == ("openai", "gpt-4o-mini")
         assert doc["usage"] == {
-        "input_tokens": 12,
-        "output_tokens": 5,
-        "total_tokens": 17,
-        "reasoning_tokens": doc["usage"]["reasoning_tokens"],  # None or 0, as the wire says
-        "cache_read_tokens": doc["usage"]["cache_read_tokens"],
-        "cache_write_tokens": doc["usage"]["cache_write_tokens"],
-    }
+            "input_tokens": 12,
+            "output_tokens": 5,
+            "total_tokens": 17,
+            "reasoning_tokens": doc["usage"]["reasoning_tokens"],  # None or 0, as the wire says
+            "cache_read_tokens": doc["usage"]["cache_read_tokens"],
+            "cache_write_tokens": doc["usage"]["cache_write_tokens"],
+        }
         assert doc["cost_usd"] is not None
         fake.set_reply("gpt-4o-mini", '{"city": "Paris"}', verbatim=True)
         strict = http.post(
