@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from aipilot.services.assist import AssistResult
+    from aipilot.services.assist.assist import AssistResult
     from aipilot.services.runtime import Context
 
 Messages = str | Sequence[Mapping[str, Any]]
@@ -39,8 +39,7 @@ class Assistant:
             from dataclasses import replace
 
             from aipilot.config import Settings
-            from aipilot.services.assist import PreparedCalls
-            from aipilot.services.runtime import connect
+            from aipilot.services.runtime import PreparedCalls, connect
 
             ctx = connect(Settings.resolve(db=self._db, user=self._user))
             self._ctx = replace(ctx, prepared=PreparedCalls())
@@ -62,7 +61,7 @@ class Assistant:
         A refusal (the model declined, or a safety filter blocked the answer) raises
         :class:`aipilot.errors.RefusedError`, whose ``refusal`` says why; the call is
         billed and recorded like any other."""
-        from aipilot.services import assist
+        from aipilot.services.assist import assist
 
         messages = (
             assist.user_message(prompt) if isinstance(prompt, str) else assist.messages_from(prompt)

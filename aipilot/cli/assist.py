@@ -13,7 +13,7 @@ from aipilot.cli.state import JsonOpt, state, wants_json
 from aipilot.errors import AipilotError, UsageError
 
 if TYPE_CHECKING:
-    from aipilot.services.assist import AssistRequest, AssistResult, Message
+    from aipilot.services.assist.assist import AssistRequest, AssistResult, Message
 
 ModuleOpt = Annotated[
     str, typer.Option("--module", help="Configuration module (the seed uses 'global').")
@@ -99,7 +99,7 @@ def ask(
 
     Examples: aipilot ask "Summarise RFC 9110 in one line" | echo "hi" | aipilot ask --json
     """
-    from aipilot.services import assist
+    from aipilot.services.assist import assist
 
     context = state(ctx).context()
     if prompt is None:
@@ -137,7 +137,7 @@ def ask(
 
 
 def _stream(context: Any, request: AssistRequest) -> AssistResult | None:
-    from aipilot.services import assist
+    from aipilot.services.assist import assist
 
     stream = assist.AssistStream(context, request)
     try:
@@ -164,7 +164,7 @@ def chat(
 
     Example: aipilot chat --system "You are terse."
     """
-    from aipilot.services import assist
+    from aipilot.services.assist import assist
 
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError("aipilot chat needs a terminal", hint='scripts use `aipilot ask "…"`')

@@ -10,7 +10,7 @@ from aipilot.cli import inputs, render
 from aipilot.cli.state import JsonOpt, state, wants_json
 
 if TYPE_CHECKING:
-    from aipilot.services.custom_models import CustomModel
+    from aipilot.services.catalog.custom_models import CustomModel
 
 app = typer.Typer(
     help="Your custom models, added beside the catalog (only you see them).",
@@ -42,7 +42,7 @@ def add(
 
     Example: aipilot custom add openai gpt-4o-latest --name "GPT-4o Latest (Custom)"
     """
-    from aipilot.services import custom_models
+    from aipilot.services.catalog import custom_models
 
     info = custom_models.add_custom(state(ctx).context(), provider, model, name=name)
     _done(info, ctx, json_output, "added")
@@ -56,7 +56,7 @@ def list_(
     json_output: JsonOpt = False,
 ) -> None:
     """List your custom models (--all: hidden ones too). Example: aipilot custom list --all"""
-    from aipilot.services import custom_models
+    from aipilot.services.catalog import custom_models
 
     rows = custom_models.list_custom(state(ctx).context(), provider=provider, include_hidden=all_)
     if wants_json(ctx, json_output):
@@ -83,7 +83,7 @@ def hide(
     ctx: typer.Context, provider: ProviderArg, model: ModelArg, json_output: JsonOpt = False
 ) -> None:
     """Hide a custom model from lists (kept). Example: aipilot custom hide openai gpt-4o-latest"""
-    from aipilot.services import custom_models
+    from aipilot.services.catalog import custom_models
 
     info = custom_models.set_visible(state(ctx).context(), provider, model, False)
     _done(info, ctx, json_output, "hid")
@@ -94,7 +94,7 @@ def show(
     ctx: typer.Context, provider: ProviderArg, model: ModelArg, json_output: JsonOpt = False
 ) -> None:
     """Show a hidden custom model again. Example: aipilot custom show openai gpt-4o-latest"""
-    from aipilot.services import custom_models
+    from aipilot.services.catalog import custom_models
 
     info = custom_models.set_visible(state(ctx).context(), provider, model, True)
     _done(info, ctx, json_output, "showing")
@@ -112,7 +112,7 @@ def remove(
 
     Example: aipilot custom remove openai gpt-4o-latest --yes
     """
-    from aipilot.services import custom_models
+    from aipilot.services.catalog import custom_models
 
     context = state(ctx).context()
     inputs.confirm_or_yes(

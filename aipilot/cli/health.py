@@ -12,9 +12,9 @@ from aipilot.cli.state import JsonOpt, state, wants_json
 from aipilot.errors import ExitCode
 
 if TYPE_CHECKING:
-    from aipilot.services.config_test import ConfigTestResult
-    from aipilot.services.overview import HistoryEntry
-    from aipilot.services.views import KeyStatus, Overview
+    from aipilot.services.config.config_test import ConfigTestResult
+    from aipilot.services.config.overview import HistoryEntry
+    from aipilot.services.config.views import KeyStatus, Overview
 
 BADGES = {
     "healthy": "[bold white on green] Healthy [/]",
@@ -30,7 +30,7 @@ def test(ctx: typer.Context, module: ModuleOpt = "global", json_output: JsonOpt 
     Exit 3: no active model or no key; exit 4: a check failed.
     Example: aipilot test --json
     """
-    from aipilot.services import config_test
+    from aipilot.services.config import config_test
 
     context = state(ctx).context()
     with render.progress("testing the active model"):
@@ -89,7 +89,7 @@ def history(
 
     Example: aipilot history --limit 5
     """
-    from aipilot.services import overview
+    from aipilot.services.config import overview
 
     entries = overview.history(state(ctx).context(), limit=limit)
     if wants_json(ctx, json_output):
@@ -122,7 +122,7 @@ def status(ctx: typer.Context, module: ModuleOpt = "global", json_output: JsonOp
     Works without a master key (key states read "locked").
     Example: aipilot status --json
     """
-    from aipilot.services import views
+    from aipilot.services.config import views
 
     with state(ctx).reading() as (reader, identity, database):
         view = views.overview(reader, identity, database=database, module=module)

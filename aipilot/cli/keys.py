@@ -16,8 +16,8 @@ from aipilot.cli.state import JsonOpt, state, wants_json
 from aipilot.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from aipilot.services.keys import KeyTestResult
-    from aipilot.services.views import KeyStatus
+    from aipilot.services.config.views import KeyStatus
+    from aipilot.services.keys.keys import KeyTestResult
 
 app = typer.Typer(
     help="Your provider keys: set, status, test, delete (stored encrypted).", no_args_is_help=True
@@ -46,7 +46,7 @@ def set_(
 
     Examples: aipilot keys set openai | printf %s "$KEY" | aipilot keys set anthropic --stdin
     """
-    from aipilot.services import keys
+    from aipilot.services.keys import keys
 
     current = state(ctx)
     context = current.context()
@@ -99,7 +99,7 @@ def status(
 
     --json keeps the seed's contract: {"data": {"openai": true, …}} plus details.
     """
-    from aipilot.services import views
+    from aipilot.services.config import views
 
     with state(ctx).reading() as (reader, identity, _database):
         rows = views.key_states(reader, identity, provider)
@@ -137,7 +137,7 @@ def test(
 
     Examples: aipilot keys test openai | aipilot keys test --all --json
     """
-    from aipilot.services import keys
+    from aipilot.services.keys import keys
 
     if bool(provider) == all_:
         raise UsageError("give one PROVIDER or --all", hint="e.g. `aipilot keys test openai`")
@@ -167,7 +167,7 @@ def delete(
     json_output: JsonOpt = False,
 ) -> None:
     """Delete your key for a provider (asks first on a terminal; scripts pass --yes)."""
-    from aipilot.services import keys
+    from aipilot.services.keys import keys
 
     context = state(ctx).context()
     inputs.confirm_or_yes(f"Delete your {provider} key?", yes=yes, action="deleting a key")
@@ -224,7 +224,7 @@ def rotate_master(
     --new-from-env NEW; then set AIPILOT_MASTER_KEY=$NEW.
     """
     from aipilot import vault
-    from aipilot.services import keys
+    from aipilot.services.keys import keys
 
     new = None
     if new_from_env:

@@ -15,7 +15,7 @@ from aipilot.cli import render
 from aipilot.cli.state import JsonOpt, state, wants_json
 
 if TYPE_CHECKING:
-    from aipilot.services.quotas import LimitInfo
+    from aipilot.services.accounting.quotas import LimitInfo
 
 app = typer.Typer(
     help="Per-user limits: daily requests and monthly cost, per provider or for all.",
@@ -80,7 +80,7 @@ def set_(
     Examples: aipilot limits set --daily-requests 100 | aipilot limits set --provider openai
     --monthly-cost 20
     """
-    from aipilot.services import quotas
+    from aipilot.services.accounting import quotas
 
     info = quotas.set_limit(
         state(ctx).context(),
@@ -98,7 +98,7 @@ def set_(
 @app.command("show")
 def show(ctx: typer.Context, for_user: ForOpt = None, json_output: JsonOpt = False) -> None:
     """Show your limits with today's and this month's usage."""
-    from aipilot.services import quotas
+    from aipilot.services.accounting import quotas
 
     rows = quotas.show_limits(state(ctx).context(), user=for_user)
     if wants_json(ctx, json_output):
@@ -117,7 +117,7 @@ def clear(
     json_output: JsonOpt = False,
 ) -> None:
     """Remove the limit for one provider (--provider) or the all-providers one."""
-    from aipilot.services import quotas
+    from aipilot.services.accounting import quotas
 
     removed = quotas.clear_limit(state(ctx).context(), provider=provider, user=for_user)
     if wants_json(ctx, json_output):

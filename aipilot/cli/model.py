@@ -11,9 +11,9 @@ from aipilot.cli.state import JsonOpt, state, wants_json
 from aipilot.errors import UsageError
 
 if TYPE_CHECKING:
-    from aipilot.services.activation import ProviderChoice
+    from aipilot.services.config.activation import ProviderChoice
+    from aipilot.services.config.views import ActiveModel
     from aipilot.services.runtime import Context
-    from aipilot.services.views import ActiveModel
 
 app = typer.Typer(
     help="The active model: activate (switch), show, deactivate.", no_args_is_help=True
@@ -42,7 +42,7 @@ def activate(
 
     Example: aipilot model activate openai gpt-4o-mini
     """
-    from aipilot.services import activation
+    from aipilot.services.config import activation
 
     context = state(ctx).context()
     if provider is None or model is None:
@@ -64,7 +64,7 @@ def activate(
 
 
 def _pick(context: Context, provider: str | None) -> tuple[str, str]:
-    from aipilot.services import activation
+    from aipilot.services.config import activation
 
     if not render.is_terminal():
         raise UsageError(
@@ -109,7 +109,7 @@ def show(ctx: typer.Context, module: ModuleOpt = "global", json_output: JsonOpt 
 
     Example: aipilot model show --json
     """
-    from aipilot.services import views
+    from aipilot.services.config import views
     from aipilot.services.validate import module_name
 
     with state(ctx).reading() as (reader, identity, _database):
@@ -154,7 +154,7 @@ def deactivate(
 
     Example: aipilot model deactivate
     """
-    from aipilot.services import activation
+    from aipilot.services.config import activation
 
     result = activation.deactivate(state(ctx).context(), module=module)
     previous = result.previous

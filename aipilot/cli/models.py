@@ -16,7 +16,7 @@ from aipilot.cli import render
 from aipilot.cli.state import JsonOpt, state, wants_json
 
 if TYPE_CHECKING:
-    from aipilot.services.catalog_admin import CatalogModel, ModelDetails, ModelListing
+    from aipilot.services.catalog.catalog_admin import CatalogModel, ModelDetails, ModelListing
 
 app = typer.Typer(
     help="Models: the catalog plus your custom ones (admins add, edit and sync the catalog).",
@@ -80,7 +80,7 @@ def list_(
     json_output: JsonOpt = False,
 ) -> None:
     """List catalog and custom models; * marks your active one. Example: aipilot models list"""
-    from aipilot.services import catalog_admin
+    from aipilot.services.catalog import catalog_admin
 
     rows = catalog_admin.list_models(state(ctx).context(), provider=provider, include_inactive=all_)
     if wants_json(ctx, json_output):
@@ -107,7 +107,7 @@ def show(
 
     Example: aipilot models show openai gpt-4o-mini
     """
-    from aipilot.services import catalog_admin
+    from aipilot.services.catalog import catalog_admin
 
     info = catalog_admin.show_model(state(ctx).context(), provider, model)
     if wants_json(ctx, json_output):
@@ -184,8 +184,8 @@ def add(
 
     Example: aipilot models add openai gpt-4.1 --name "GPT-4.1" --input-price 2 --output-price 8
     """
-    from aipilot.services import catalog_admin
-    from aipilot.services.catalog_admin import ModelSpec
+    from aipilot.services.catalog import catalog_admin
+    from aipilot.services.catalog.catalog_admin import ModelSpec
 
     spec = ModelSpec(
         name=name,
@@ -219,8 +219,8 @@ def update(
 
     Example: aipilot models update openai gpt-4o --input-price 2.50 --output-price 10
     """
-    from aipilot.services import catalog_admin
-    from aipilot.services.catalog_admin import ModelSpec
+    from aipilot.services.catalog import catalog_admin
+    from aipilot.services.catalog.catalog_admin import ModelSpec
 
     spec = ModelSpec(
         name=name,
@@ -239,7 +239,7 @@ def enable(
     ctx: typer.Context, provider: ProviderArg, model: ModelArg, json_output: JsonOpt = False
 ) -> None:
     """Enable a catalog model (admin only). Example: aipilot models enable openai gpt-4.1"""
-    from aipilot.services import catalog_admin
+    from aipilot.services.catalog import catalog_admin
 
     info = catalog_admin.set_model_active(state(ctx).context(), provider, model, True)
     _done(info, ctx, json_output, "enabled")
@@ -250,7 +250,7 @@ def disable(
     ctx: typer.Context, provider: ProviderArg, model: ModelArg, json_output: JsonOpt = False
 ) -> None:
     """Disable a catalog model (admin only). Example: aipilot models disable openai gpt-4o"""
-    from aipilot.services import catalog_admin
+    from aipilot.services.catalog import catalog_admin
 
     info = catalog_admin.set_model_active(state(ctx).context(), provider, model, False)
     _done(info, ctx, json_output, "disabled")
@@ -261,7 +261,7 @@ def remove(
     ctx: typer.Context, provider: ProviderArg, model: ModelArg, json_output: JsonOpt = False
 ) -> None:
     """Delete a catalog model (admin only). Example: aipilot models remove openai gpt-4o"""
-    from aipilot.services import catalog_admin
+    from aipilot.services.catalog import catalog_admin
 
     info = catalog_admin.remove_model(state(ctx).context(), provider, model)
     _done(info, ctx, json_output, "removed")
@@ -282,7 +282,7 @@ def sync(
     list's prices (OpenRouter) where a row has none of its own. Models gone upstream are
     reported, not deleted. Example: aipilot models sync openai
     """
-    from aipilot.services import model_sync
+    from aipilot.services.catalog import model_sync
 
     with render.progress(f"listing {provider} models"):
         result = model_sync.sync_models(state(ctx).context(), provider, activate_new=activate_new)

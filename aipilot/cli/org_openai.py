@@ -17,7 +17,7 @@ from aipilot.cli.state import JsonOpt, state, wants_json
 from aipilot.errors import ExitCode
 
 if TYPE_CHECKING:
-    from aipilot.services.org_openai import ConnexionInfo
+    from aipilot.services.orgs.org_openai import ConnexionInfo
 
 app = typer.Typer(
     help="An organisation's OpenAI connection: key, status, quotas, allowed models.",
@@ -50,7 +50,7 @@ def set_key(
     Creates the connection if missing. A failed test keeps the key and exits 5.
     Example: printf %s "$KEY" | aipilot org-openai set-key acme --stdin
     """
-    from aipilot.services import org_openai
+    from aipilot.services.orgs import org_openai
 
     context = state(ctx).context()
     raw = inputs.read_secret(
@@ -83,7 +83,7 @@ def _print_status(info: ConnexionInfo) -> None:
 @app.command("show")
 def show(ctx: typer.Context, org: OrgArg, json_output: JsonOpt = False) -> None:
     """Show the connection: key hint, status, limits, usage, allowed models, last sync."""
-    from aipilot.services import org_openai
+    from aipilot.services.orgs import org_openai
 
     info = org_openai.show(state(ctx).context(), org)
     if wants_json(ctx, json_output):
@@ -125,7 +125,7 @@ def limits(
     json_output: JsonOpt = False,
 ) -> None:
     """Set the daily request quota and/or monthly cost limit (admin only)."""
-    from aipilot.services import org_openai
+    from aipilot.services.orgs import org_openai
 
     info = org_openai.set_limits(
         state(ctx).context(),
@@ -145,7 +145,7 @@ def allow_models(
     json_output: JsonOpt = False,
 ) -> None:
     """Set the models the organisation's key may be used with (admin only)."""
-    from aipilot.services import org_openai
+    from aipilot.services.orgs import org_openai
 
     info = org_openai.allow_models(state(ctx).context(), org, models)
     _emit(ctx, info, json_output, f"{info.organisation} allows {', '.join(info.allowed_models)}")
@@ -154,7 +154,7 @@ def allow_models(
 @app.command("enable")
 def enable(ctx: typer.Context, org: OrgArg, json_output: JsonOpt = False) -> None:
     """Enable the connection (status active) (admin only)."""
-    from aipilot.services import org_openai
+    from aipilot.services.orgs import org_openai
 
     info = org_openai.set_enabled(state(ctx).context(), org, True)
     _emit(ctx, info, json_output, f"{info.organisation}'s OpenAI connection is enabled")
@@ -163,7 +163,7 @@ def enable(ctx: typer.Context, org: OrgArg, json_output: JsonOpt = False) -> Non
 @app.command("disable")
 def disable(ctx: typer.Context, org: OrgArg, json_output: JsonOpt = False) -> None:
     """Disable the connection (status inactive): members' calls stop using it (admin only)."""
-    from aipilot.services import org_openai
+    from aipilot.services.orgs import org_openai
 
     info = org_openai.set_enabled(state(ctx).context(), org, False)
     _emit(ctx, info, json_output, f"{info.organisation}'s OpenAI connection is disabled")
@@ -172,7 +172,7 @@ def disable(ctx: typer.Context, org: OrgArg, json_output: JsonOpt = False) -> No
 @app.command("test")
 def test(ctx: typer.Context, org: OrgArg, json_output: JsonOpt = False) -> None:
     """Test the key against OpenAI; updates status, last sync and last error (exit 5 if bad)."""
-    from aipilot.services import org_openai
+    from aipilot.services.orgs import org_openai
 
     with render.progress("testing the key"):
         result = org_openai.test_connexion(state(ctx).context(), org)

@@ -10,7 +10,7 @@ from aipilot.cli import render
 from aipilot.cli.state import JsonOpt, state, wants_json
 
 if TYPE_CHECKING:
-    from aipilot.services.orgs import OrgDetail
+    from aipilot.services.orgs.orgs import OrgDetail
 
 app = typer.Typer(
     help="Organisations and their members (admins add them; members see their own).",
@@ -23,7 +23,7 @@ OrgArg = Annotated[str, typer.Argument(help="Organisation name (or id).")]
 @app.command("list")
 def list_(ctx: typer.Context, json_output: JsonOpt = False) -> None:
     """List organisations (every one for an admin, your own for a member)."""
-    from aipilot.services import orgs
+    from aipilot.services.orgs import orgs
 
     rows = orgs.list_orgs(state(ctx).context())
     if wants_json(ctx, json_output):
@@ -53,7 +53,7 @@ def add(
     json_output: JsonOpt = False,
 ) -> None:
     """Create an organisation (admin only). Example: aipilot orgs add acme"""
-    from aipilot.services import orgs
+    from aipilot.services.orgs import orgs
 
     info = orgs.add_org(state(ctx).context(), name)
     if wants_json(ctx, json_output):
@@ -83,7 +83,7 @@ def _print_detail(ctx: typer.Context, detail: OrgDetail | None, json_output: boo
 @app.command("show")
 def show(ctx: typer.Context, name: OrgArg, json_output: JsonOpt = False) -> None:
     """Show an organisation, its members and its OpenAI connection status."""
-    from aipilot.services import orgs
+    from aipilot.services.orgs import orgs
 
     _print_detail(ctx, orgs.show_org(state(ctx).context(), name), json_output)
 
@@ -91,7 +91,7 @@ def show(ctx: typer.Context, name: OrgArg, json_output: JsonOpt = False) -> None
 @app.command("members")
 def members(ctx: typer.Context, name: OrgArg, json_output: JsonOpt = False) -> None:
     """List an organisation's members."""
-    from aipilot.services import orgs
+    from aipilot.services.orgs import orgs
 
     detail = orgs.show_org(state(ctx).context(), name)
     if wants_json(ctx, json_output):
@@ -114,7 +114,7 @@ def add_member(
     json_output: JsonOpt = False,
 ) -> None:
     """Put a user in an organisation (admin only). Example: aipilot orgs add-member acme bob"""
-    from aipilot.services import orgs
+    from aipilot.services.orgs import orgs
 
     detail = orgs.add_member(state(ctx).context(), name, user)
     if wants_json(ctx, json_output):
@@ -126,6 +126,6 @@ def add_member(
 @app.command("mine")
 def mine(ctx: typer.Context, json_output: JsonOpt = False) -> None:
     """Show your own organisation (JSON: {"organisation": null} when you have none)."""
-    from aipilot.services import orgs
+    from aipilot.services.orgs import orgs
 
     _print_detail(ctx, orgs.my_org(state(ctx).context()), json_output)

@@ -17,7 +17,7 @@ from aipilot.cli.state import JsonOpt, state, wants_json
 from aipilot.errors import UsageError
 
 if TYPE_CHECKING:
-    from aipilot.services.prompts import PromptInfo, SnapshotChange
+    from aipilot.services.config.prompts import PromptInfo, SnapshotChange
 
 app = typer.Typer(
     help="System prompts: create, edit, activate (snapshotted into the active model).",
@@ -105,7 +105,7 @@ def _row(info: PromptInfo) -> tuple[str, ...]:
 @app.command("list")
 def list_(ctx: typer.Context, json_output: JsonOpt = False) -> None:
     """List your prompts (active one marked). Example: aipilot prompts list --json"""
-    from aipilot.services import prompts
+    from aipilot.services.config import prompts
 
     rows = prompts.list_prompts(state(ctx).context())
     if wants_json(ctx, json_output):
@@ -117,7 +117,7 @@ def list_(ctx: typer.Context, json_output: JsonOpt = False) -> None:
 @app.command("show")
 def show(ctx: typer.Context, name: NameArg, json_output: JsonOpt = False) -> None:
     """Print a prompt's text (exactly as stored). Example: aipilot prompts show "Devis" """
-    from aipilot.services import prompts
+    from aipilot.services.config import prompts
 
     info = prompts.show_prompt(state(ctx).context(), name)
     if wants_json(ctx, json_output):
@@ -141,7 +141,7 @@ def create(
 
     Example: aipilot prompts create "Assistant Devis" --file devis.md
     """
-    from aipilot.services import prompts
+    from aipilot.services.config import prompts
 
     context = state(ctx).context()
     info = prompts.create_prompt(context, name, _text(file=file, text=text, editor=editor))
@@ -173,7 +173,7 @@ def edit(
     it; scripts say --refresh-snapshot (or --keep-snapshot).
     Example: aipilot prompts edit "Assistant Devis" --file devis.md --refresh-snapshot
     """
-    from aipilot.services import prompts
+    from aipilot.services.config import prompts
 
     context = state(ctx).context()
     current = prompts.show_prompt(context, name)
@@ -212,7 +212,7 @@ def rename(
     json_output: JsonOpt = False,
 ) -> None:
     """Rename a prompt. Example: aipilot prompts rename draft "Assistant Devis" """
-    from aipilot.services import prompts
+    from aipilot.services.config import prompts
 
     info = prompts.rename_prompt(state(ctx).context(), name, new_name)
     if wants_json(ctx, json_output):
@@ -232,7 +232,7 @@ def delete(
 
     Example: aipilot prompts delete old --yes
     """
-    from aipilot.services import prompts
+    from aipilot.services.config import prompts
 
     context = state(ctx).context()
     inputs.confirm_or_yes(f"Delete the prompt {name!r}?", yes=yes, action="deleting a prompt")
@@ -249,7 +249,7 @@ def activate(ctx: typer.Context, name: NameArg, json_output: JsonOpt = False) ->
 
     Example: aipilot prompts activate "Assistant Devis"
     """
-    from aipilot.services import prompts
+    from aipilot.services.config import prompts
 
     change = prompts.activate_prompt(state(ctx).context(), name)
     _report(ctx, json_output, change, f"active prompt: {change.prompt.name!r}")
@@ -258,7 +258,7 @@ def activate(ctx: typer.Context, name: NameArg, json_output: JsonOpt = False) ->
 @app.command("deactivate")
 def deactivate(ctx: typer.Context, json_output: JsonOpt = False) -> None:
     """Have no active prompt, and clear its snapshot from the active model."""
-    from aipilot.services import prompts
+    from aipilot.services.config import prompts
 
     change = prompts.deactivate_prompt(state(ctx).context())
     if change is None:

@@ -14,7 +14,7 @@ from aipilot.cli import render
 from aipilot.cli.state import JsonOpt, state, wants_json
 
 if TYPE_CHECKING:
-    from aipilot.services.catalog_admin import ProviderInfo, ProviderSpec
+    from aipilot.services.catalog.catalog_admin import ProviderInfo, ProviderSpec
 
 app = typer.Typer(
     help="The provider catalog: list and show (everyone); add, update, remove (admins).",
@@ -66,7 +66,7 @@ def list_(
     json_output: JsonOpt = False,
 ) -> None:
     """List the active providers (--all: disabled ones too). Example: aipilot providers list"""
-    from aipilot.services import catalog_admin
+    from aipilot.services.catalog import catalog_admin
 
     rows = catalog_admin.list_providers(state(ctx).context(), include_inactive=all_)
     if wants_json(ctx, json_output):
@@ -79,7 +79,7 @@ def list_(
 @app.command("show")
 def show(ctx: typer.Context, key: KeyArg, json_output: JsonOpt = False) -> None:
     """Show one provider's endpoint settings. Example: aipilot providers show anthropic"""
-    from aipilot.services import catalog_admin
+    from aipilot.services.catalog import catalog_admin
 
     info = catalog_admin.show_provider(state(ctx).context(), key)
     if wants_json(ctx, json_output):
@@ -110,7 +110,7 @@ def _spec(
     test_endpoint: str | None,
     active: bool | None,
 ) -> ProviderSpec:
-    from aipilot.services.catalog_admin import ProviderSpec
+    from aipilot.services.catalog.catalog_admin import ProviderSpec
 
     return ProviderSpec(
         name, base_url, protocol, auth, auth_header, tuple(headers or ()), test_endpoint, active
@@ -139,7 +139,7 @@ def add(
 
     Example: aipilot providers add together --name Together --base-url https://api.together.xyz/v1
     """
-    from aipilot.services import catalog_admin
+    from aipilot.services.catalog import catalog_admin
 
     spec = _spec(name, base_url, protocol, auth, auth_header, header, test_endpoint, not inactive)
     info = catalog_admin.add_provider(state(ctx).context(), key, spec)
@@ -166,7 +166,7 @@ def update(
 
     Example: aipilot providers update ollama --base-url http://gpu-box:11434/v1
     """
-    from aipilot.services import catalog_admin
+    from aipilot.services.catalog import catalog_admin
 
     spec = _spec(name, base_url, protocol, auth, auth_header, header, test_endpoint, active)
     info = catalog_admin.update_provider(state(ctx).context(), key, spec)
@@ -176,7 +176,7 @@ def update(
 @app.command("enable")
 def enable(ctx: typer.Context, key: KeyArg, json_output: JsonOpt = False) -> None:
     """Enable a provider (admin only). Example: aipilot providers enable ollama"""
-    from aipilot.services import catalog_admin
+    from aipilot.services.catalog import catalog_admin
 
     info = catalog_admin.set_provider_active(state(ctx).context(), key, True)
     _print(info, ctx, json_output, "enabled")
@@ -185,7 +185,7 @@ def enable(ctx: typer.Context, key: KeyArg, json_output: JsonOpt = False) -> Non
 @app.command("disable")
 def disable(ctx: typer.Context, key: KeyArg, json_output: JsonOpt = False) -> None:
     """Disable a provider (admin only). Example: aipilot providers disable xai"""
-    from aipilot.services import catalog_admin
+    from aipilot.services.catalog import catalog_admin
 
     info = catalog_admin.set_provider_active(state(ctx).context(), key, False)
     _print(info, ctx, json_output, "disabled")
@@ -197,7 +197,7 @@ def remove(ctx: typer.Context, key: KeyArg, json_output: JsonOpt = False) -> Non
 
     Example: aipilot providers remove together
     """
-    from aipilot.services import catalog_admin
+    from aipilot.services.catalog import catalog_admin
 
     removed = catalog_admin.remove_provider(state(ctx).context(), key)
     if wants_json(ctx, json_output):

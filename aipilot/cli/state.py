@@ -103,7 +103,7 @@ def warn_rls_bypass(reader: Reader) -> None:
     import os
 
     from aipilot.cli import render
-    from aipilot.services.views import rls_bypass_warning
+    from aipilot.services.config.views import rls_bypass_warning
 
     if _warned or reader.dialect != "postgresql" or os.environ.get(QUIET_BYPASS_ENV) == "1":
         return

@@ -27,7 +27,7 @@ def create(
 
     Example: TOKEN=$(aipilot tokens create --name laptop --expires 30d)
     """
-    from aipilot.services import tokens
+    from aipilot.services.users import tokens
 
     lifetime = tokens.parse_duration(expires) if expires else None
     created = tokens.create_token(state(ctx).context(), name=name, expires_in=lifetime)
@@ -45,7 +45,7 @@ def create(
 @app.command("list")
 def list_(ctx: typer.Context, json_output: JsonOpt = False) -> None:
     """List your tokens: prefix, name, created, expires, last used, state."""
-    from aipilot.services import tokens
+    from aipilot.services.users import tokens
 
     rows = tokens.list_tokens(state(ctx).context())
     if wants_json(ctx, json_output):
@@ -79,7 +79,7 @@ def revoke(
 
     A running `aipilot serve` may accept it for up to its auth cache time (30 s default).
     """
-    from aipilot.services import tokens
+    from aipilot.services.users import tokens
 
     info = tokens.revoke_token(state(ctx).context(), ref)
     if wants_json(ctx, json_output):

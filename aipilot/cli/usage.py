@@ -10,7 +10,7 @@ from aipilot.cli import render
 from aipilot.cli.state import JsonOpt, state, wants_json
 
 if TYPE_CHECKING:
-    from aipilot.services.usage_report import UsageReport, UsageRow
+    from aipilot.services.accounting.usage_report import UsageReport, UsageRow
 
 BAR_WIDTH = 20
 COLUMNS = (
@@ -53,7 +53,7 @@ def usage(
     "reasoning" shows that part.
     Examples: aipilot usage | aipilot usage --since 30d --by model --json
     """
-    from aipilot.services.usage_report import usage_report
+    from aipilot.services.accounting.usage_report import usage_report
 
     report = usage_report(
         state(ctx).context(), since=since, until=until, by=by, kind=kind, module=module

@@ -17,7 +17,7 @@ app = typer.Typer(
 @app.command("list")
 def list_(ctx: typer.Context, json_output: JsonOpt = False) -> None:
     """List the users and their roles."""
-    from aipilot.services import users
+    from aipilot.services.users import users
 
     rows = users.list_users(state(ctx).context())
     if wants_json(ctx, json_output):
@@ -56,7 +56,7 @@ def add(
 
       aipilot users add ana@example.com --id 6f1c…   # a Supabase Auth user
     """
-    from aipilot.services import users
+    from aipilot.services.users import users
 
     info = users.add_user(
         state(ctx).context(), name, role="admin" if admin else "member", user_id=user_id
@@ -79,7 +79,7 @@ def import_(
 
     Example: aipilot users import --dry-run
     """
-    from aipilot.services import users
+    from aipilot.services.users import users
 
     result = users.import_users(state(ctx).context(), dry_run=dry_run)
     if wants_json(ctx, json_output):
@@ -108,7 +108,7 @@ def set_role(
     json_output: JsonOpt = False,
 ) -> None:
     """Change a user's role (admin only). Example: aipilot users set-role alice member"""
-    from aipilot.services import users
+    from aipilot.services.users import users
 
     info = users.set_role(state(ctx).context(), name, role)
     if wants_json(ctx, json_output):

@@ -1,7 +1,7 @@
 """Plain-SQL reads that run the same over SQLAlchemy or straight over the driver.
 
 The read-only views (``aipilot status``, ``model show``, ``keys status``; see
-:mod:`aipilot.services.views`) are written once, as SQL text with ``:name`` parameters,
+:mod:`aipilot.services.config.views`) are written once, as SQL text with ``:name`` parameters,
 against this small protocol. A :class:`SessionReader` runs them inside an ORM session (the
 server, and every command that also writes); :mod:`aipilot.db.direct` runs them on a bare
 ``sqlite3`` or ``psycopg`` connection, so that a command that only looks does not pay for

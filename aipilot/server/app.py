@@ -35,7 +35,7 @@ from aipilot.server.common import (
 from aipilot.server.config import ServerConfig
 from aipilot.server.jwks import JwksCache
 from aipilot.server.limits import BodyLimitMiddleware
-from aipilot.services.assist import PreparedCalls
+from aipilot.services.runtime import PreparedCalls
 
 log = logging.getLogger("aipilot.server")
 CORS_HEADERS = ["authorization", "content-type", "x-client-info", "apikey"]
@@ -83,7 +83,7 @@ def _check_schema(state: ServerState) -> None:
 
 def _database_warnings(db: Database) -> tuple[str, ...]:
     from aipilot.db.reader import SessionReader
-    from aipilot.services.views import rls_bypass_warning
+    from aipilot.services.config.views import rls_bypass_warning
 
     with db.session() as session:
         warning = rls_bypass_warning(SessionReader(session))

@@ -32,8 +32,8 @@ from aipilot.db.engine import Database
 from aipilot.db.identity import Identity
 from aipilot.server.config import DEFAULT_JWT_AUDIENCES
 from aipilot.server.jwks import ALGORITHMS, JwksCache
-from aipilot.services import tokens
-from aipilot.services.tokens import InvalidTokenError
+from aipilot.services.users import tokens
+from aipilot.services.users.tokens import InvalidTokenError
 
 if TYPE_CHECKING:
     from jwt.types import Options

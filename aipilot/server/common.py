@@ -23,8 +23,7 @@ from aipilot.server.auth import Authenticator
 from aipilot.server.config import ServerConfig
 from aipilot.server.errors import HttpError, unexpected
 from aipilot.server.limits import BodyTooLarge
-from aipilot.services.assist import PreparedCalls
-from aipilot.services.runtime import Context
+from aipilot.services.runtime import Context, PreparedCalls
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 log = logging.getLogger("aipilot.server")
@@ -39,7 +38,7 @@ class ServerState:
     config: ServerConfig
     db: Database
     auth: Authenticator
-    prepared: PreparedCalls
+    prepared: PreparedCalls[Any]
     schema_problem: str | None = None  # set at start-up; every call and /readyz say it
     warnings: tuple[str, ...] = ()  # about the database (a role that bypasses RLS)
 

@@ -12,7 +12,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from aipilot.errors import AipilotError, ExitCode
-from aipilot.services.tokens import InvalidTokenError
+from aipilot.services.users.tokens import InvalidTokenError
 
 log = logging.getLogger("aipilot.server")
 

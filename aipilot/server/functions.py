@@ -13,9 +13,11 @@ from starlette.routing import Route
 
 from aipilot.server.common import context, handled, plain, read_json, server_state, text_field
 from aipilot.server.errors import HttpError, function_error
-from aipilot.services import assist, config_test, credentials, keys, sealing
-from aipilot.services.assist import AssistResult
-from aipilot.services.catalog import get_provider
+from aipilot.services.assist import assist
+from aipilot.services.assist.assist import AssistResult
+from aipilot.services.catalog.catalog import get_provider
+from aipilot.services.config import config_test
+from aipilot.services.keys import credentials, keys, sealing
 from aipilot.services.runtime import Context
 
 KEY_ACTIONS = ("set-key", "get-status", "test-key", "delete-key", "get-key")

@@ -31,7 +31,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from aipilot.services.tokens import InvalidTokenError
+from aipilot.services.users.tokens import InvalidTokenError
 
 log = logging.getLogger("aipilot.server.jwks")
 

@@ -25,8 +25,9 @@ from starlette.routing import Route
 from aipilot.errors import AipilotError
 from aipilot.server.common import context, handled, read_json
 from aipilot.server.errors import HttpError, openai_error, openai_error_body, status_of
-from aipilot.services import assist, catalog
-from aipilot.services.assist import AssistRequest, AssistStream, Message, TokenUsage
+from aipilot.services.assist import assist
+from aipilot.services.assist.assist import AssistRequest, AssistStream, Message, TokenUsage
+from aipilot.services.catalog import catalog
 from aipilot.services.runtime import Context
 
 ACTIVE = "active"

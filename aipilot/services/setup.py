@@ -155,7 +155,7 @@ def _ensure_first_user(session: Session, name: str) -> tuple[bool, str | None]:
 def _supabase_user_id(session: Session, email: str) -> uuid.UUID | None:
     """On a Supabase project, the first admin is the Supabase Auth user with that e-mail
     when there is one (else a local operator who never signs in to the apps)."""
-    from aipilot.services.users import has_auth_users
+    from aipilot.services.users.users import has_auth_users
 
     if not has_auth_users(session):
         return None

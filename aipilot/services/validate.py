@@ -417,3 +417,20 @@ def schema_mismatch(data: Any, schema: Mapping[str, Any]) -> str | None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"
     return f"at {where}: {error.message[:200]}"
+
+
+def money(value: str | Decimal | None, *, below: int = 100_000_000) -> Decimal | None:
+    """A USD amount with at most 4 decimals (the columns' scale), or None."""
+    if value is None:
+        return None
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        amount = Decimal("NaN")
+    if not amount.is_finite() or amount < 0 or amount >= below:
+        raise UsageError(
+            f"--monthly-cost {str(value)[:40]!r} is not an amount in USD", hint="e.g. 25 or 0.5"
+        )
+    if amount.as_tuple().exponent < -4:  # type: ignore[operator]
+        raise UsageError("--monthly-cost has more than 4 decimals", hint="e.g. 0.0005")
+    return amount

@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -39,8 +39,10 @@ from aipilot.db.identity import user_filter
 from aipilot.db.models import OpenAIConnexion, Organisation, User, UserLimit
 from aipilot.errors import NotFoundError, PermissionDeniedError, QuotaExceededError, UsageError
 from aipilot.services import locks
-from aipilot.services.catalog import get_provider
+from aipilot.services.catalog.catalog import get_provider
+from aipilot.services.orgs.audit import append_audit
 from aipilot.services.runtime import Context
+from aipilot.services.validate import money
 
 Clock = Callable[[], datetime]
 
@@ -297,14 +299,12 @@ def _connexion_refusal(session: Session, row: OpenAIConnexion, now: datetime) ->
 
 
 def _set_status(row: OpenAIConnexion, status: str, ctx: Context, now: datetime, why: str) -> None:
-    from aipilot.services import org_openai
-
     if row.openai_statut_connexion == status:
         return
     previous = row.openai_statut_connexion
     row.openai_statut_connexion = status
     details = {"from": previous, "to": status, "reason": why}
-    org_openai.append_audit(row, by=ctx.identity.username, action="status", details=details, at=now)
+    append_audit(row, by=ctx.identity.username, action="status", details=details, at=now)
 
 
 # ---------------------------------------------------------------- `aipilot limits`
@@ -427,23 +427,6 @@ def set_limit(
 def _check_values(daily_requests: int | None) -> None:
     if daily_requests is not None and not 0 <= daily_requests <= 100_000_000:
         raise UsageError("--daily-requests must be between 0 and 100000000")
-
-
-def money(value: str | Decimal | None, *, below: int = 100_000_000) -> Decimal | None:
-    """A USD amount with at most 4 decimals (the columns' scale), or None."""
-    if value is None:
-        return None
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        amount = Decimal("NaN")
-    if not amount.is_finite() or amount < 0 or amount >= below:
-        raise UsageError(
-            f"--monthly-cost {str(value)[:40]!r} is not an amount in USD", hint="e.g. 25 or 0.5"
-        )
-    if amount.as_tuple().exponent < -4:  # type: ignore[operator]
-        raise UsageError("--monthly-cost has more than 4 decimals", hint="e.g. 0.0005")
-    return amount
 
 
 def show_limits(ctx: Context, *, user: str | None = None, clock: Clock = utcnow) -> list[LimitInfo]:

@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING
 
 from aipilot.db.models import ProviderConfig
 from aipilot.errors import AipilotError, NotConfiguredError
-from aipilot.services import activation, calls, credentials, views
-from aipilot.services.catalog import get_provider, settings_for
+from aipilot.services.accounting import calls
+from aipilot.services.catalog.catalog import get_provider, settings_for
+from aipilot.services.config import activation, views
+from aipilot.services.keys import credentials
+from aipilot.services.keys.sealing import master_keys, open_row
 from aipilot.services.runtime import Context
-from aipilot.services.sealing import master_keys, open_row
 from aipilot.services.validate import DEFAULT_MODULE, module_name
 
 if TYPE_CHECKING:

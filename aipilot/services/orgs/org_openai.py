@@ -39,12 +39,15 @@ from aipilot.errors import (
     UsageError,
 )
 from aipilot.redaction import hint, redact
-from aipilot.services import calls, credentials, keys, locks, quotas
-from aipilot.services.catalog import get_provider, settings_for
-from aipilot.services.orgs import find_org
+from aipilot.services import locks
+from aipilot.services.accounting import calls
+from aipilot.services.catalog.catalog import get_provider, settings_for
+from aipilot.services.keys import credentials, keys
+from aipilot.services.keys.sealing import is_plaintext, master_keys, unseal_with
+from aipilot.services.orgs.audit import append_audit
+from aipilot.services.orgs.orgs import find_org
 from aipilot.services.runtime import Context
-from aipilot.services.sealing import is_plaintext, master_keys, unseal_with
-from aipilot.services.validate import model_key
+from aipilot.services.validate import model_key, money
 
 if TYPE_CHECKING:
     from aipilot.providers.types import ProviderSettings
@@ -52,7 +55,6 @@ if TYPE_CHECKING:
 PROVIDER = "openai"
 DEFAULT_MODELS = ("gpt-3.5-turbo", "gpt-4")  # the seed's column default
 USABLE = ("active", "quota_exceeded")
-MAX_AUDIT = 500
 
 
 @dataclass(frozen=True)
@@ -115,15 +117,6 @@ def find_connexion(session: Session, organisation_id: uuid.UUID) -> OpenAIConnex
         .order_by(OpenAIConnexion.openai_created_at, OpenAIConnexion.openai_connexion_id)
     )
     return session.scalars(query).first()
-
-
-def append_audit(
-    row: OpenAIConnexion, *, by: str, action: str, details: dict[str, Any], at: datetime
-) -> None:
-    log = row.openai_audit_log if isinstance(row.openai_audit_log, dict) else {}
-    entries = list(log.get("entries", []))
-    entries.append({"at": at.isoformat(), "by": by, "action": action, "details": details})
-    row.openai_audit_log = {**log, "entries": entries[-MAX_AUDIT:]}  # a new object: tracked
 
 
 def _key_hint(row: OpenAIConnexion) -> str | None:
@@ -256,7 +249,7 @@ def set_limits(
         raise UsageError("give --daily-requests and/or --monthly-cost, or --clear")
     if daily_requests is not None and daily_requests < 0:
         raise UsageError("--daily-requests must be 0 or more")
-    monthly_cost = quotas.money(monthly_cost, below=1_000_000)  # numeric(10,4)
+    monthly_cost = money(monthly_cost, below=1_000_000)  # numeric(10,4)
 
     def change(row: OpenAIConnexion) -> dict[str, Any]:
         if clear:

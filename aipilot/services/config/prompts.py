@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from aipilot.db.models import ProviderConfig, SystemPrompt
 from aipilot.errors import ConflictError, NotFoundError, UsageError
-from aipilot.services.credentials import now
+from aipilot.services.keys.credentials import now
 from aipilot.services.locks import CONFIGS, retry_when_locked, serialise
 from aipilot.services.runtime import Context
 

@@ -24,7 +24,7 @@ from aipilot.errors import (
     NotConfiguredError,
     NotFoundError,
 )
-from aipilot.services.sealing import master_keys, open_row
+from aipilot.services.keys.sealing import master_keys, open_row
 from aipilot.services.validate import DEFAULT_MODULE, identifier, module_name
 
 

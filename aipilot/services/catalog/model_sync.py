@@ -33,10 +33,12 @@ import sqlalchemy as sa
 from aipilot.db.models import Model
 from aipilot.errors import AipilotError, ConflictError
 from aipilot.providers.types import ModelInfo, ProviderSettings
-from aipilot.services import calls, credentials, pricing
-from aipilot.services.catalog import get_provider, settings_for
+from aipilot.services.accounting import calls
+from aipilot.services.catalog import pricing
+from aipilot.services.catalog.catalog import get_provider, settings_for
+from aipilot.services.keys import credentials
+from aipilot.services.keys.sealing import master_keys, open_row
 from aipilot.services.runtime import Context
-from aipilot.services.sealing import master_keys, open_row
 from aipilot.services.validate import MAX_CONTEXT, MAX_LABEL, label, model_key
 
 FACTS = ("context_window", "max_output_tokens", "deprecation_date")

@@ -20,11 +20,12 @@ from aipilot.db.identity import Identity
 from aipilot.db.models import Model, Provider, ProviderConfig, SystemPrompt, UserModel
 from aipilot.db.reader import SessionReader
 from aipilot.errors import NotFoundError
-from aipilot.services import locks, views
-from aipilot.services.catalog import active_providers, available_models, get_provider
+from aipilot.services import locks
+from aipilot.services.catalog.catalog import active_providers, available_models, get_provider
+from aipilot.services.config import views
+from aipilot.services.config.views import ActiveModel
 from aipilot.services.runtime import Context
 from aipilot.services.validate import DEFAULT_MODULE, model_key, module_name
-from aipilot.services.views import ActiveModel
 
 
 @dataclass(frozen=True)

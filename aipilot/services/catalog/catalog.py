@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from aipilot.db.models import Model, Provider, UserModel
 from aipilot.errors import NotConfiguredError, UsageError
+from aipilot.services.config.views import unknown_provider
 from aipilot.services.validate import identifier
-from aipilot.services.views import unknown_provider
 
 if TYPE_CHECKING:
     from aipilot.providers.types import ProviderSettings

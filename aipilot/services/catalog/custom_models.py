@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from aipilot.db.models import UserModel
 from aipilot.errors import ConflictError, NotFoundError
-from aipilot.services.catalog import get_provider
+from aipilot.services.catalog.catalog import get_provider
 from aipilot.services.runtime import Context
 from aipilot.services.validate import label, model_key
 

@@ -2,7 +2,7 @@
 
 A model's prices: its catalog row's when it has an input and an output price (set by hand,
 by the seed, or read from a provider's list by ``models sync``: ``price_source``), else the
-reference catalog's (aipilot/services/pricing.py), shown as such. Setting a price by hand
+reference catalog's (aipilot/services/catalog/pricing.py), shown as such. Setting a price by hand
 clears ``price_source``: the row's prices are then the admin's, and sync leaves them alone.
 
 Endpoints are data (DESIGN.md "Providers"): a provider row says where the API lives, which
@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 
 from aipilot.db.models import Credential, Model, Provider, ProviderConfig, UserModel
 from aipilot.errors import ConflictError, NotFoundError, UsageError
-from aipilot.services.catalog import AvailableModel, available_models, get_provider
-from aipilot.services.pricing import Rates, describe, rates_for, row_rates
+from aipilot.services.catalog.catalog import AvailableModel, available_models, get_provider
+from aipilot.services.catalog.pricing import Rates, describe, rates_for, row_rates
 from aipilot.services.runtime import Context
 from aipilot.services.validate import (
     AUTH_METHODS,

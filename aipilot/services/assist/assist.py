@@ -3,7 +3,7 @@
 Read the active configuration for (user, module), decrypt the key server-side, call the
 provider, return the answer — never the key. Every call writes one ``ai_usage_logs`` row,
 success, failure, refusal or cancellation, with tokens (reasoning and cache tokens apart),
-cost (:mod:`aipilot.services.pricing`: the catalog's per-million-token prices, else the
+cost (:mod:`aipilot.services.catalog.pricing`: the catalog's per-million-token prices, else the
 reference catalog's; unknown price → NULL, never 0), latency and time to first token. A
 refusal (the model declined, or a safety filter blocked the answer) is returned with
 ``refusal`` set and ``finish_reason`` ``"refusal"``; its row has ``error_code`` ``refusal``.
@@ -15,21 +15,20 @@ No database transaction is open while the provider is called: ``_prepare`` reads
 transaction, the provider call happens, then ``_record`` writes in another.
 
 Key resolution: the user's own key; for the ``openai`` provider only, else the user's
-organisation's connection (:func:`aipilot.services.org_openai.resolve_for_call`). Quotas
-(:mod:`aipilot.services.quotas`): when a per-user limit applies or the organisation's key is
-used, one request is reserved in a short write transaction before the call (exit 6 when a
-limit is reached), and the real cost is settled in ``_record``'s transaction after it.
+organisation's connection (:func:`aipilot.services.orgs.org_openai.resolve_for_call`).
+Quotas (:mod:`aipilot.services.accounting.quotas`): when a per-user limit applies or the
+organisation's key is used, one request is reserved in a short write transaction before
+the call (exit 6 when a limit is reached), and the real cost is settled in ``_record``'s
+transaction after it.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -44,10 +43,13 @@ from aipilot.errors import (
     RefusedError,
     UsageError,
 )
-from aipilot.services import calls, credentials, org_openai, pricing, quotas
-from aipilot.services.catalog import get_provider, settings_for
+from aipilot.services.accounting import calls, quotas
+from aipilot.services.catalog import pricing
+from aipilot.services.catalog.catalog import get_provider, settings_for
+from aipilot.services.keys import credentials
+from aipilot.services.keys.sealing import master_keys, open_row
+from aipilot.services.orgs import org_openai
 from aipilot.services.runtime import Context
-from aipilot.services.sealing import master_keys, open_row
 from aipilot.services.validate import json_schema, module_name, schema_mismatch, unicode_text
 
 if TYPE_CHECKING:
@@ -162,47 +164,6 @@ def _check_request(request: AssistRequest) -> None:
         unicode_text("system prompt", request.system)
     if request.json_schema is not None:
         json_schema(request.json_schema)  # never fetched: refused before any call
-
-
-class PreparedCalls:
-    """What ``_prepare`` read for each (user, module), kept while the configuration is unchanged.
-
-    For long-running processes (``aipilot serve``, :class:`aipilot.Assistant`): a call then
-    reads one number, the database's configuration generation (bumped by triggers on every
-    change to configs, providers, prices, keys, organisation connections, limits and
-    membership, whoever writes them), instead of five rows, and decrypts nothing. A cached
-    entry holds a decrypted key in this process's memory only, as a call in flight does; it
-    is never logged or written anywhere. Quotas are still reserved on every call.
-    """
-
-    MAX_ENTRIES = 4096
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._generation: int | None = None
-        # a key sealed under another master key after this means the process's is retired
-        self.started_at = datetime.now(UTC)
-        self._entries: dict[tuple[uuid.UUID, str], _Prepared] = {}
-
-    def get(self, key: tuple[uuid.UUID, str], generation: int | None) -> _Prepared | None:
-        """The entry, if it was stored under this generation. Any other generation (newer,
-        older after a restore, or None when the counter's row is missing) drops every entry:
-        no decrypted key outlives a change. (A restore followed by exactly as many changes,
-        all before the next call, would go unseen: restart long-running processes after
-        restoring a backup.)"""
-        with self._lock:
-            if generation != self._generation:
-                self._entries.clear()
-                self._generation = generation
-            return self._entries.get(key)
-
-    def put(self, key: tuple[uuid.UUID, str], generation: int | None, prep: _Prepared) -> None:
-        with self._lock:
-            if generation is None or generation != self._generation:
-                return  # the configuration moved on while this was read: do not keep it
-            if len(self._entries) >= self.MAX_ENTRIES:
-                self._entries.clear()
-            self._entries[key] = prep
 
 
 def _prepare(ctx: Context, request: AssistRequest) -> _Prepared:

@@ -19,10 +19,12 @@ from aipilot.db.engine import set_identity
 from aipilot.db.models import Credential, OpenAIConnexion, User
 from aipilot.db.reader import SessionReader
 from aipilot.errors import AipilotError, UsageError
-from aipilot.services import calls, credentials, rotation_guard, views
-from aipilot.services.catalog import active_providers, get_provider, settings_for
-from aipilot.services.runtime import Context
-from aipilot.services.sealing import (
+from aipilot.services.accounting import calls
+from aipilot.services.catalog.catalog import active_providers, get_provider, settings_for
+from aipilot.services.config import views
+from aipilot.services.config.views import KeyStatus
+from aipilot.services.keys import credentials, rotation_guard
+from aipilot.services.keys.sealing import (
     forget_master_keys,
     is_plaintext,
     master_keys,
@@ -30,7 +32,7 @@ from aipilot.services.sealing import (
     stored_elsewhere,
     unseal_with,
 )
-from aipilot.services.views import KeyStatus
+from aipilot.services.runtime import Context
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ def set_key(ctx: Context, provider_key: str, raw: str, *, test: bool = True) -> 
 
 
 def key_status(ctx: Context, provider_key: str | None = None) -> list[KeyStatus]:
-    """The user's key state per provider (see :func:`aipilot.services.views.key_states`)."""
+    """The user's key state per provider (see :func:`aipilot.services.config.views.key_states`)."""
     with ctx.db.session(user_id=ctx.identity.user_id) as session:
         return views.key_states(SessionReader(session), ctx.identity, provider_key)
 

@@ -1,0 +1,1 @@
+"""Users and identities (users), and the API tokens `aipilot serve` accepts (tokens)."""
