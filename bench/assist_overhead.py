@@ -32,7 +32,7 @@ def main() -> None:
 
     from aipilot.api import Assistant
     from aipilot.config import Settings
-    from aipilot.services import keys
+    from aipilot.services.keys import keys
     from aipilot.services.runtime import connect
     from aipilot.services.setup import initialise
 

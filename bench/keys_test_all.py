@@ -27,7 +27,7 @@ RUNS = 5
 
 def main() -> None:
     from aipilot.config import Settings
-    from aipilot.services import keys
+    from aipilot.services.keys import keys
     from aipilot.services.runtime import connect
     from aipilot.services.setup import initialise
 

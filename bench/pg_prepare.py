@@ -82,7 +82,7 @@ def _database(server_url: str) -> Iterator[str]:
 
 def _setup(url: str, fake: FakeProvider) -> None:
     from aipilot.config import Settings
-    from aipilot.services import keys
+    from aipilot.services.keys import keys
     from aipilot.services.runtime import connect
     from aipilot.services.setup import initialise
 

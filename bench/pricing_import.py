@@ -28,7 +28,7 @@ RUNS = 5
 PY = sys.executable
 FIRST_CALL = (
     "import time\n"
-    "from aipilot.services.pricing import reference_rates\n"
+    "from aipilot.services.catalog.pricing import reference_rates\n"
     "t = time.perf_counter(); r = reference_rates('openai', 'gpt-4o-mini')\n"
     "first = time.perf_counter() - t\n"
     "t = time.perf_counter(); reference_rates('anthropic', 'claude-sonnet-4-0')\n"

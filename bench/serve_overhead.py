@@ -116,9 +116,10 @@ def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
 def main() -> None:
     from aipilot.api import Assistant
     from aipilot.config import Settings
-    from aipilot.services import keys, tokens
+    from aipilot.services.keys import keys
     from aipilot.services.runtime import connect
     from aipilot.services.setup import initialise
+    from aipilot.services.users import tokens
 
     os.environ["AIPILOT_MASTER_KEY"] = base64.b64encode(os.urandom(32)).decode()
     results: dict[str, dict[int, dict[str, float]]] = {}

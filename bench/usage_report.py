@@ -86,8 +86,8 @@ def _fill(url: str) -> None:
 
 def _measure(url: str) -> dict[str, float]:
     from aipilot.config import Settings
+    from aipilot.services.accounting.usage_report import usage_report
     from aipilot.services.runtime import connect
-    from aipilot.services.usage_report import usage_report
 
     ctx = connect(Settings.resolve(db=url, user="bench"))
     results: dict[str, float] = {}

@@ -223,7 +223,7 @@ def _env(database_url: str) -> dict[str, str]:
 # longer than any fixed sleep).
 WAIT_THEN_RUN = (
     "import os, sys, time\n"
-    "import aipilot.cli.app, aipilot.services.activation, aipilot.db.engine\n"
+    "import aipilot.cli.app, aipilot.services.config.activation, aipilot.db.engine\n"
     "ready, gate = sys.argv[1], sys.argv[2]\n"
     "open(ready, 'w').close()\n"
     "while not os.path.exists(gate): time.sleep(0.005)\n"

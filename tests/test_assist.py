@@ -225,7 +225,7 @@ def test_stream_through_each_protocol(
     cli: CliFn, fake: FakeProvider, key: str, database_url: str, provider: str
 ) -> None:
     from aipilot.config import Settings
-    from aipilot.services.assist import AssistRequest, AssistStream, user_message
+    from aipilot.services.assist.assist import AssistRequest, AssistStream, user_message
     from aipilot.services.runtime import connect
 
     activate_directly(database_url, provider, PROTOCOLS[provider][1])
@@ -249,7 +249,7 @@ def test_broken_stream_reports_what_arrived_and_logs_failure(
 ) -> None:
     from aipilot.config import Settings
     from aipilot.errors import AipilotError
-    from aipilot.services.assist import AssistRequest, AssistStream, user_message
+    from aipilot.services.assist.assist import AssistRequest, AssistStream, user_message
     from aipilot.services.runtime import connect
 
     activate_directly(database_url, "openai", "gpt-4o-mini")

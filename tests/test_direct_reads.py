@@ -1,6 +1,6 @@
 """Issue 9: `status`, `model show` and `keys status` read straight over the driver.
 
-The views are one piece of SQL (aipilot/services/views.py) run either over a SQLAlchemy
+The views are one piece of SQL (aipilot/services/config/views.py) run either over a SQLAlchemy
 session or over a bare sqlite3/psycopg connection (aipilot/db/direct.py). These tests
 check that both paths see the same thing, that the direct one imports no SQLAlchemy, that
 it hands every unusual case to the usual path (whose messages the user then gets), and
@@ -23,7 +23,7 @@ from aipilot.db.engine import Database
 from aipilot.db.identity import resolve_identity
 from aipilot.db.reader import SessionReader
 from aipilot.errors import ExitCode, NotFoundError
-from aipilot.services import views
+from aipilot.services.config import views
 from tests.conftest import MASTER_KEY, CliFn, run_process
 from tests.providers_catalog import activate_directly, sql
 from tests.test_schema_postgres import pg_url, tester_url

@@ -171,8 +171,9 @@ def test_key_is_not_in_the_process_command_line(fake: FakeProvider, database_url
 def _seed_many_keys(database_url: str, count_users: int) -> None:
     """Many users with keys, stored through the real service (to widen the rotation window)."""
     from aipilot.config import Settings
-    from aipilot.services import keys, users
+    from aipilot.services.keys import keys
     from aipilot.services.runtime import connect
+    from aipilot.services.users import users
 
     os.environ["AIPILOT_MASTER_KEY"] = MASTER_KEY
     admin = connect(Settings.resolve(db=database_url, user="alice"))
@@ -190,7 +191,7 @@ def _rows_decrypt_with(database_url: str, candidates: list[vault.MasterKey]) -> 
     """The key ids the rows are under; fails if any row decrypts with neither key."""
     from aipilot.db.engine import Database
     from aipilot.db.models import Credential
-    from aipilot.services.sealing import open_row
+    from aipilot.services.keys.sealing import open_row
 
     db = Database(normalise_database_url(database_url))
     with db.session() as session:  # connected as the owner: sees every user's rows

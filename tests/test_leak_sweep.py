@@ -303,7 +303,7 @@ def test_crash_with_the_key_in_a_local_prints_only_the_type(
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(
-        "import aipilot.services.keys as k\n"
+        "import aipilot.services.keys.keys as k\n"
         "def boom(*a, **kw):\n"
         "    secret = [x for x in a if isinstance(x, str) and 'CANARY' in x]\n"
         "    raise RuntimeError(f'exploded with {secret} {a!r} {kw!r}')\n"

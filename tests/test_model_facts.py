@@ -27,7 +27,7 @@ from aipilot.providers.model_lists import (
     openai_model_info,
 )
 from aipilot.providers.types import ModelInfo
-from aipilot.services.model_sync import list_source, refresh
+from aipilot.services.catalog.model_sync import list_source, refresh
 from tests.conftest import CliFn
 from tests.providers_catalog import sql
 

@@ -389,7 +389,8 @@ def test_monthly_cost_limit_crossing_and_month_reset(
 def test_org_clock_boundaries(database_url: str, cli: CliFn, org: str) -> None:
     """The service-level clock: a day boundary resets requests only, a month boundary both."""
     from aipilot.config import Settings
-    from aipilot.services import quotas, runtime
+    from aipilot.services import runtime
+    from aipilot.services.accounting import quotas
 
     assert cli("org-openai", "limits", "acme", "--daily-requests", "1").exit_code == 0
     row_id = uuid.UUID(str(connexion(database_url)["openai_connexion_id"]))

@@ -137,7 +137,8 @@ def test_cli_commands_and_the_python_api_through_the_pooler(
             # far more than five times, each transaction on another server connection
             import aipilot
             from aipilot.config import Settings
-            from aipilot.services import activation, keys, prompts
+            from aipilot.services.config import activation, prompts
+            from aipilot.services.keys import keys
             from aipilot.services.runtime import connect
 
             ctx = connect(Settings.resolve(db=pooled, user=ADMIN))
@@ -183,7 +184,7 @@ def test_direct_reads_through_the_pooler(databases: tuple[str, str]) -> None:
 SWITCHER = """
 import os, sys, time
 from aipilot.config import Settings
-from aipilot.services import activation
+from aipilot.services.config import activation
 from aipilot.services.runtime import connect
 url, ready, gate, models = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 ctx = connect(Settings.resolve(db=url, user="alice"))

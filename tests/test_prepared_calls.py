@@ -19,9 +19,10 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 
+from aipilot.services.runtime import PreparedCalls
 from aipilot.config import Settings
 from aipilot.errors import NotConfiguredError, QuotaExceededError
-from aipilot.services import assist
+from aipilot.services.assist import assist
 from aipilot.services.runtime import Context, connect
 from tests.conftest import MASTER_KEY, CliFn
 from tests.fakeprovider import FakeProvider
@@ -53,7 +54,7 @@ def ctx(database_url: str, key: str, monkeypatch: pytest.MonkeyPatch) -> Iterato
     """alice's context as a long-running process holds it: with prepared calls."""
     monkeypatch.setenv("AIPILOT_MASTER_KEY", MASTER_KEY)
     plain = connect(Settings.resolve(db=database_url, user="alice"))
-    yield replace(plain, prepared=assist.PreparedCalls())
+    yield replace(plain, prepared=PreparedCalls())
     plain.db.dispose()
 
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import pytest
 
-from aipilot.services.pricing import (
+from aipilot.services.catalog.pricing import (
     BilledTokens,
     Rates,
     RowPrices,
@@ -123,7 +123,7 @@ def test_a_missing_reference_package_gives_no_price_not_an_error() -> None:
     code = (
         "import sys\n"
         "sys.modules['genai_prices'] = None  # as if it were not installed\n"
-        "from aipilot.services.pricing import RowPrices, rates_for, reference_rates\n"
+        "from aipilot.services.catalog.pricing import RowPrices, rates_for, reference_rates\n"
         "from decimal import Decimal\n"
         "print(reference_rates('openai', 'gpt-4o-mini'),"
         " rates_for(RowPrices(Decimal(1), Decimal(2)), 'openai', 'x').source)\n"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from aipilot.errors import ExitCode
-from aipilot.services.prompts import MAX_PROMPT_CHARS
+from aipilot.services.config.prompts import MAX_PROMPT_CHARS
 from tests.conftest import MASTER_KEY, REPO, CliFn
 from tests.providers_catalog import sql
 

@@ -146,7 +146,8 @@ def test_user_clock_boundaries(cli: CliFn, database_url: str) -> None:
     """Service-level clock: the daily counter resets at UTC midnight, the cost monthly."""
     from aipilot.config import Settings
     from aipilot.errors import QuotaExceededError
-    from aipilot.services import quotas, runtime
+    from aipilot.services import runtime
+    from aipilot.services.accounting import quotas
 
     assert cli("limits", "set", "--provider", "openai", "--daily-requests", "1").exit_code == 0
     ctx = runtime.connect(Settings.resolve(db=database_url, user="alice"))
@@ -196,7 +197,8 @@ def test_streamed_calls_reserve_and_settle(
     """The Python API's AssistStream (used by `chat` and `serve`) goes through the same door."""
     from aipilot.config import Settings
     from aipilot.errors import QuotaExceededError
-    from aipilot.services import assist, runtime
+    from aipilot.services import runtime
+    from aipilot.services.assist import assist
 
     cost = set_prices(database_url)
     assert cli("limits", "set", "--daily-requests", "1").exit_code == 0

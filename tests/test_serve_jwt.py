@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from aipilot.db.engine import Database
 from aipilot.server.auth import Authenticator
 from aipilot.server.jwks import JwksCache
-from aipilot.services.tokens import InvalidTokenError
+from aipilot.services.users.tokens import InvalidTokenError
 from tests import supabase_js as supabase_js_client
 from tests.conftest import CliFn, run_process
 from tests.fakejwks import (

@@ -61,8 +61,9 @@ def _worker(job: tuple[int, str, int, dict[str, str]]) -> Report:
     os.environ["AIPILOT_MASTER_KEY"] = MASTER_KEY
     from aipilot.config import Settings
     from aipilot.errors import AipilotError
-    from aipilot.services import activation, assist, prompts
-    from aipilot.services import keys as key_service
+    from aipilot.services.assist import assist
+    from aipilot.services.config import activation, prompts
+    from aipilot.services.keys import keys as key_service
     from aipilot.services.runtime import connect
 
     ctx = connect(Settings.resolve(db=database_url, user="alice"))
@@ -127,7 +128,7 @@ def _keys_decrypt(database_url: str) -> int:
     from aipilot.config import normalise_database_url
     from aipilot.db.engine import Database
     from aipilot.db.models import Credential
-    from aipilot.services.sealing import open_row
+    from aipilot.services.keys.sealing import open_row
 
     db = Database(normalise_database_url(database_url))
     with db.session() as session:
@@ -195,7 +196,7 @@ def test_prompt_activated_during_a_model_switch_reaches_the_new_active_model(
     from sqlalchemy.orm import Session
 
     from aipilot.config import Settings
-    from aipilot.services import activation, prompts
+    from aipilot.services.config import activation, prompts
     from aipilot.services.runtime import connect
 
     assert cli("model", "activate", "openai", "gpt-4o-mini").exit_code == 0

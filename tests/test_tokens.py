@@ -11,8 +11,8 @@ import pytest
 
 from aipilot.config import Settings
 from aipilot.errors import ExitCode, UsageError
-from aipilot.services import tokens
 from aipilot.services.runtime import connect
+from aipilot.services.users import tokens
 from tests.conftest import MASTER_KEY, CliFn
 from tests.providers_catalog import sql
 
