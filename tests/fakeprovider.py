@@ -29,7 +29,7 @@ next ``times`` matching requests fail, then clears. Kinds: 401, 403, unknown_mod
 quota, 500, 529, slow, malformed, drop, stream_break (a few events, then the connection
 drops), stream_error (a few events, then an in-band error event: OpenRouter-style error
 chunk, Anthropic ``event: error``, Gemini error object). Error bodies use each vendor's wire
-shape (PROVIDERS.md); a Gemini 429 carries ``retry_after`` as RetryInfo.retryDelay, the
+shape (docs/providers.md §11.2); a Gemini 429 carries ``retry_after`` as RetryInfo.retryDelay, the
 others as a Retry-After header. The 401 of OpenAI-style vendors echoes the key it got;
 ``401_code`` (OpenAI dialect only) is a 401 whose ``error.code`` is that key.
 

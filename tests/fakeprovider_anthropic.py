@@ -1,4 +1,4 @@
-"""The fake provider's Anthropic messages dialect (PROVIDERS.md §3)."""
+"""The fake provider's Anthropic messages dialect (docs/providers.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The fake provider's Gemini generateContent dialect (PROVIDERS.md §4)."""
+"""The fake provider's Gemini generateContent dialect (docs/providers.md §4)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ class GeminiDialect:
 
     @staticmethod
     def reply(call: Call, status: int, body: Any) -> Reply:
-        # A failed stream still says text/event-stream but carries plain JSON (PROVIDERS.md §4.6).
+        # A failed stream still says text/event-stream but carries plain JSON (docs/providers.md §4.6).
         return Reply(
             status, body, content_type="text/event-stream" if call.streaming else "application/json"
         )

@@ -1,4 +1,4 @@
-"""The fake provider's OpenAI chat-completions dialect, with vendor flavours (PROVIDERS.md §2, §5–§8)."""
+"""The fake provider's OpenAI chat-completions dialect, with vendor flavours (docs/providers.md §2, §5–§8)."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ class OpenAIDialect:
 
     @staticmethod
     def stream_error() -> bytes:
-        """OpenRouter's in-band error chunk after a 200 (PROVIDERS.md §8.5)."""
+        """OpenRouter's in-band error chunk after a 200 (docs/providers.md §8.5)."""
         error = {"code": 400, "message": "Token limit reached"}
         return sse({"id": "gen-fake", "object": "chat.completion.chunk", "error": error})
 
@@ -128,7 +128,7 @@ class OpenAIDialect:
         if call.method == "POST" and path == "/chat/completions":
             return self.chat(call)
         if call.method == "GET" and path == "/key" and flavor == "openrouter":
-            # OpenRouter's key check (PROVIDERS.md §8.2): the model list is public there
+            # OpenRouter's key check (docs/providers.md §8.2): the model list is public there
             data = {"label": "sk-or-v1-…fake", "limit": None, "usage": 0, "is_free_tier": False}
             return Reply(200, {"data": data})
         return Reply(404, oai_error("Not Found", "invalid_request_error", None))

@@ -85,7 +85,7 @@ def test_ask_plain_through_each_protocol(
 
 
 def test_golden_request_bodies(cli: CliFn, fake: FakeProvider, key: str, database_url: str) -> None:
-    """System placement, max tokens and JSON-mode parameters per PROVIDERS.md."""
+    """System placement, max tokens and JSON-mode parameters per docs/providers.md §2.4, §3.4, §4.4."""
     bodies = {}
     for provider, (_route, model, _, _) in PROTOCOLS.items():
         activate_directly(database_url, provider, model, system_prompt="Be terse.")

@@ -1,4 +1,4 @@
-"""SECURITY.md for the keys: the leak sweep, keys only in headers, no key in the process
+"""docs/security.md §1–§2 for the keys: the leak sweep, keys only in headers, no key in the process
 list, and a master-key rotation killed at any moment losing nothing."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 - SQLite: every connection gets WAL, ``busy_timeout=10000`` and ``foreign_keys=ON``; write
   transactions start with ``BEGIN IMMEDIATE`` (a deferred BEGIN fails with "database is
-  locked" under concurrent writers despite the busy timeout — see SECURITY.md), read
+  locked" under concurrent writers despite the busy timeout — see docs/security.md §3), read
   transactions with a plain ``BEGIN``. The file is created 0600 in a 0700 directory.
   Write transactions of one process also take a lock of the process's own, so its threads
   queue in order rather than in SQLite's busy handler (which sleeps up to 100 ms a try).

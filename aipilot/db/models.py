@@ -1,7 +1,7 @@
 """SQLAlchemy 2 models of every aipilot table.
 
 Table names and the columns the seeds give are kept exactly, so that aipilot can share a
-database with the existing Supabase apps (`shared/seeds/`). Constraint names follow
+database with the existing Supabase apps (docs/design.md §9). Constraint names follow
 PostgreSQL's own defaults (``<table>_pkey``, ``<table>_<col>_fkey``, ``<table>_<col>_key``),
 which is also how the seed's ``openai_connexion`` constraints are named.
 

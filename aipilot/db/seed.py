@@ -1,7 +1,7 @@
 """The provider catalog and starter model catalog that ``aipilot init`` seeds.
 
-Endpoints are data (DESIGN.md "Providers"): base URL, wire protocol, auth method, header
-name, extra headers and the key-test endpoint, from shared/PROVIDERS.md. Prices are USD
+Endpoints are data (docs/design.md §5): base URL, wire protocol, auth method, header
+name, extra headers and the key-test endpoint, from docs/providers.md §1. Prices are USD
 per million tokens as published when this catalog was written; admins update them with
 ``aipilot models`` commands. Seeding only inserts what is missing: rows an admin edited are
 never overwritten, so running ``aipilot init`` twice changes nothing.

@@ -1,4 +1,4 @@
-"""The Anthropic messages protocol (PROVIDERS.md §3).
+"""The Anthropic messages protocol (docs/providers.md §3).
 
 ``base_url`` is the host root (``https://api.anthropic.com``; a trailing ``/v1`` is
 tolerated). ``anthropic-version: 2023-06-01`` is added unless the catalog row sets it.

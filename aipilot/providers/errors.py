@@ -166,7 +166,7 @@ __all__ = [
 ]
 
 
-# --- classification of an error response (PROVIDERS.md §11.2) ------------------------------
+# --- classification of an error response (docs/providers.md §11.2) -------------------------
 
 _KEY_PHRASES = (
     "incorrect api key",

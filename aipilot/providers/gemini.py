@@ -1,4 +1,4 @@
-"""The Gemini generateContent protocol (PROVIDERS.md §4).
+"""The Gemini generateContent protocol (docs/providers.md §4).
 
 ``base_url`` includes the API version (``…googleapis.com/v1beta``). The key goes in the
 ``x-goog-api-key`` header (the default header name for ``api_key_header``), never in

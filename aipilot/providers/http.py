@@ -1,9 +1,10 @@
 """The HTTP edge shared by every wire protocol.
 
 One :class:`HttpCaller` per client builds the auth headers, runs the one retry loop
-(PROVIDERS.md §11.3), translates httpx exceptions at a single point with ``raise … from``,
-and feeds streamed bodies to the one SSE parser (§11.1). Classifying an error response
-(status first, then text, §11.2) is :func:`aipilot.providers.errors.classify_response`.
+(docs/providers.md §11.3), translates httpx exceptions at a single point with
+``raise … from``, and feeds streamed bodies to the one SSE parser (§11.1). Classifying an
+error response (status first, then text, §11.2) is
+:func:`aipilot.providers.errors.classify_response`.
 
 Keys travel in headers only: ``query_param`` auth is refused because it would put the key
 in a URL, which httpx logs and copies into its exception messages.

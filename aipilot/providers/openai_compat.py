@@ -1,5 +1,6 @@
-"""The OpenAI chat-completions protocol: OpenAI, Mistral, xAI, DeepSeek, OpenRouter and local
-servers (Ollama, vLLM, llama.cpp). Vendors differ only by data (PROVIDERS.md §2, §5–§9):
+"""The OpenAI chat-completions protocol: OpenAI, Mistral, xAI, DeepSeek, OpenRouter and
+local servers (Ollama, vLLM, llama.cpp). Vendors differ only by data (docs/providers.md
+§2, §5–§9):
 
 - ``base_url`` already ends in the API version (``https://api.openai.com/v1``);
 - ``max_completion_tokens`` for provider_key ``openai``, ``max_tokens`` for the others

@@ -1,4 +1,4 @@
-"""Serialising read-modify-write transactions per user (SECURITY.md, "The one active model").
+"""Serialising read-modify-write transactions per user (docs/security.md §3).
 
 On PostgreSQL a transaction-scoped advisory lock keyed on (scope, user) makes concurrent
 switches queue instead of failing on a partial unique index. On SQLite the write session

@@ -5,9 +5,10 @@ by the seed, or read from a provider's list by ``models sync``: ``price_source``
 reference catalog's (aipilot/services/catalog/pricing.py), shown as such. Setting a price by hand
 clears ``price_source``: the row's prices are then the admin's, and sync leaves them alone.
 
-Endpoints are data (DESIGN.md "Providers"): a provider row says where the API lives, which
-wire protocol it speaks and how the key travels. Keys never travel in URLs (SECURITY.md),
-so the ``query_param`` auth method is refused, and so are base URLs carrying credentials.
+Endpoints are data (docs/design.md §5): a provider row says where the API lives, which
+wire protocol it speaks and how the key travels. Keys never travel in URLs
+(docs/security.md §1), so the ``query_param`` auth method is refused, and so are base URLs
+carrying credentials.
 """
 
 from __future__ import annotations
