@@ -16,7 +16,8 @@ from aipilot.cli import render
 from aipilot.cli.state import JsonOpt, state, wants_json
 
 if TYPE_CHECKING:
-    from aipilot.services.catalog.catalog_admin import CatalogModel, ModelDetails, ModelListing
+    from aipilot.services.catalog.catalog_admin import CatalogModel
+    from aipilot.services.catalog.listing import ModelDetails, ModelListing
 
 app = typer.Typer(
     help="Models: the catalog plus your custom ones (admins add, edit and sync the catalog).",
@@ -80,9 +81,10 @@ def list_(
     json_output: JsonOpt = False,
 ) -> None:
     """List catalog and custom models; * marks your active one. Example: aipilot models list"""
-    from aipilot.services.catalog import catalog_admin
+    from aipilot.services.catalog import listing
 
-    rows = catalog_admin.list_models(state(ctx).context(), provider=provider, include_inactive=all_)
+    with state(ctx).reading() as (reader, identity, _database):
+        rows = listing.list_models(reader, identity, provider=provider, include_inactive=all_)
     if wants_json(ctx, json_output):
         render.emit_json({"models": render.to_plain(rows)})
         return
@@ -107,9 +109,10 @@ def show(
 
     Example: aipilot models show openai gpt-4o-mini
     """
-    from aipilot.services.catalog import catalog_admin
+    from aipilot.services.catalog import listing
 
-    info = catalog_admin.show_model(state(ctx).context(), provider, model)
+    with state(ctx).reading() as (reader, identity, _database):
+        info = listing.show_model(reader, identity, provider, model)
     if wants_json(ctx, json_output):
         render.emit_json({"model": render.to_plain(info)})
         return

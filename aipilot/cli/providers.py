@@ -14,7 +14,8 @@ from aipilot.cli import render
 from aipilot.cli.state import JsonOpt, state, wants_json
 
 if TYPE_CHECKING:
-    from aipilot.services.catalog.catalog_admin import ProviderInfo, ProviderSpec
+    from aipilot.services.catalog.catalog_admin import ProviderSpec
+    from aipilot.services.catalog.listing import ProviderInfo
 
 app = typer.Typer(
     help="The provider catalog: list and show (everyone); add, update, remove (admins).",
@@ -66,9 +67,10 @@ def list_(
     json_output: JsonOpt = False,
 ) -> None:
     """List the active providers (--all: disabled ones too). Example: aipilot providers list"""
-    from aipilot.services.catalog import catalog_admin
+    from aipilot.services.catalog import listing
 
-    rows = catalog_admin.list_providers(state(ctx).context(), include_inactive=all_)
+    with state(ctx).reading() as (reader, _identity, _database):
+        rows = listing.list_providers(reader, include_inactive=all_)
     if wants_json(ctx, json_output):
         render.emit_json({"providers": render.to_plain(rows)})
         return
@@ -79,9 +81,10 @@ def list_(
 @app.command("show")
 def show(ctx: typer.Context, key: KeyArg, json_output: JsonOpt = False) -> None:
     """Show one provider's endpoint settings. Example: aipilot providers show anthropic"""
-    from aipilot.services.catalog import catalog_admin
+    from aipilot.services.catalog import listing
 
-    info = catalog_admin.show_provider(state(ctx).context(), key)
+    with state(ctx).reading() as (reader, _identity, _database):
+        info = listing.show_provider(reader, key)
     if wants_json(ctx, json_output):
         render.emit_json({"provider": render.to_plain(info)})
         return

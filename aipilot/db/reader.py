@@ -7,15 +7,20 @@ server, and every command that also writes); :mod:`aipilot.db.direct` runs them 
 ``sqlite3`` or ``psycopg`` connection, so that a command that only looks does not pay for
 importing SQLAlchemy (about 220 ms here, most of such a command's start-up).
 
-Values come back as the driver gives them: SQLite has text timestamps, 0/1 booleans and
-UUIDs as 32 hex digits (SQLAlchemy's storage); PostgreSQL has the native types. The
-``as_*`` helpers below read either.
+Values come back as the driver gives them. This module is where SQLite's storage rules are
+known (they are SQLAlchemy's, which writes the rows): UUIDs as 32 hex digits without dashes,
+timestamps as ``YYYY-MM-DD HH:MM:SS.ffffff`` text without a zone, dates as ISO text,
+booleans as 0/1, NUMERIC columns as floats (read back at the column's scale), JSON as text.
+PostgreSQL has the native types. The ``*_param`` helpers write a statement parameter, the
+``as_*`` helpers read a value from either database; nothing else in aipilot spells them.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -37,6 +42,19 @@ def id_param(reader: Reader, value: uuid.UUID) -> object:
     return value.hex if reader.dialect == "sqlite" else value
 
 
+SQLITE_TIME_FORMAT = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+
+
+def time_param(reader: Reader, value: datetime) -> object:
+    """A timestamp as a statement parameter, compared with stored ones: on SQLite the text
+    SQLAlchemy writes (the clock fields as given, the zone dropped), so that text order is
+    time order; on PostgreSQL the datetime."""
+    if reader.dialect != "sqlite":
+        return value
+    v = value
+    return SQLITE_TIME_FORMAT % (v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond)
+
+
 def uuid_of(value: object) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
@@ -54,6 +72,28 @@ def as_time(value: object) -> datetime | None:
 
 def as_bool(value: object) -> bool | None:
     return None if value is None else bool(value)
+
+
+def as_date(value: object) -> date | None:
+    """A date column: SQLite's ISO text or a date."""
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+def as_decimal(value: object, scale: int) -> Decimal | None:
+    """A NUMERIC column (or a SUM of one) of ``scale`` decimal places: PostgreSQL's Decimal
+    as it is; SQLite's float (or integer) rounded to the scale, as SQLAlchemy reads it."""
+    if value is None or isinstance(value, Decimal):
+        return value
+    if not isinstance(value, int | float):
+        raise TypeError(f"not a number: {type(value).__name__}")
+    return Decimal(f"{value:.{scale}f}")
+
+
+def as_json(value: object) -> Any:
+    """A JSON column: SQLite's text, or what psycopg decoded."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 class SessionReader:

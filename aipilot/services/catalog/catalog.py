@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import date
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from aipilot.db.models import Model, Provider, UserModel
+from aipilot.db.models import Provider
+from aipilot.db.reader import SessionReader
 from aipilot.errors import NotConfiguredError, UsageError
+from aipilot.services.catalog import listing
+from aipilot.services.catalog.listing import AvailableModel as AvailableModel
 from aipilot.services.config.views import unknown_provider
 from aipilot.services.validate import identifier
 
@@ -73,25 +73,6 @@ def settings_for(provider: Provider) -> ProviderSettings:
     )
 
 
-@dataclass(frozen=True)
-class AvailableModel:
-    """One model a user can choose: a catalog row or one of the user's custom models."""
-
-    provider: str
-    model_key: str
-    name: str
-    source: str  # "catalog" | "custom"
-    is_active: bool
-    context_window: int | None = None
-    input_price_per_mtok: Decimal | None = None
-    output_price_per_mtok: Decimal | None = None
-    max_output_tokens: int | None = None
-    deprecation_date: date | None = None
-    cache_read_price_per_mtok: Decimal | None = None
-    cache_write_price_per_mtok: Decimal | None = None
-    price_source: str | None = None  # NULL: set by hand or by the seed
-
-
 def available_models(
     session: Session,
     user_id: uuid.UUID,
@@ -99,44 +80,10 @@ def available_models(
     provider_key: str | None = None,
     include_inactive: bool = False,
 ) -> list[AvailableModel]:
-    """The seed's model union: catalog models + the user's custom ones, catalog row first.
-
-    Deduplicated by (provider, model_key) and sorted by provider then model key. Without
-    ``include_inactive`` only active models of active providers and visible custom models.
-    """
-    catalog = sa.select(Model, Provider.provider_key).join(
-        Provider, Model.provider_id == Provider.id
+    """The seed's model union inside a session: :func:`listing.available_models`."""
+    return listing.available_models(
+        SessionReader(session),
+        user_id,
+        provider_key=provider_key,
+        include_inactive=include_inactive,
     )
-    custom = sa.select(UserModel).where(UserModel.user_id == user_id)
-    if provider_key is not None:
-        catalog = catalog.where(Provider.provider_key == provider_key)
-        custom = custom.where(UserModel.provider_key == provider_key)
-    if not include_inactive:
-        catalog = catalog.where(Model.is_active, Provider.is_active)
-        active_keys = sa.select(Provider.provider_key).where(Provider.is_active)
-        custom = custom.where(UserModel.is_active, UserModel.provider_key.in_(active_keys))
-    found: dict[tuple[str, str], AvailableModel] = {}
-    for model, key in session.execute(catalog):
-        found[(key, model.model_key)] = AvailableModel(
-            key,
-            model.model_key,
-            model.model_name,
-            "catalog",
-            model.is_active,
-            model.context_window,
-            model.input_price_per_mtok,
-            model.output_price_per_mtok,
-            max_output_tokens=model.max_output_tokens,
-            deprecation_date=model.deprecation_date,
-            cache_read_price_per_mtok=model.cache_read_price_per_mtok,
-            cache_write_price_per_mtok=model.cache_write_price_per_mtok,
-            price_source=model.price_source,
-        )
-    for row in session.scalars(custom):
-        found.setdefault(
-            (row.provider_key, row.model_key),
-            AvailableModel(
-                row.provider_key, row.model_key, row.model_name, "custom", row.is_active
-            ),
-        )
-    return [found[k] for k in sorted(found)]

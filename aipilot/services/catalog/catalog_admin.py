@@ -21,10 +21,12 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from aipilot.db.models import Credential, Model, Provider, ProviderConfig, UserModel
+from aipilot.db.models import Credential, Model, Provider
+from aipilot.db.reader import SessionReader
 from aipilot.errors import ConflictError, NotFoundError, UsageError
-from aipilot.services.catalog.catalog import AvailableModel, available_models, get_provider
-from aipilot.services.catalog.pricing import Rates, describe, rates_for, row_rates
+from aipilot.services.catalog import listing
+from aipilot.services.catalog.catalog import get_provider
+from aipilot.services.catalog.listing import ModelDetails, ModelListing, ProviderInfo
 from aipilot.services.runtime import Context
 from aipilot.services.validate import (
     AUTH_METHODS,
@@ -40,20 +42,6 @@ from aipilot.services.validate import (
     provider_key,
     test_endpoint,
 )
-
-
-@dataclass(frozen=True)
-class ProviderInfo:
-    key: str
-    name: str
-    protocol: str
-    auth: str
-    auth_header: str | None
-    headers: dict[str, str]
-    base_url: str
-    test_endpoint: str | None
-    is_active: bool
-    models: int
 
 
 @dataclass(frozen=True)
@@ -84,49 +72,6 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
-class ModelListing:
-    """One row of `models list`: the prices are the rates a call would use."""
-
-    provider: str
-    model_key: str
-    name: str
-    source: str
-    is_active: bool
-    context_window: int | None
-    input_price_per_mtok: Decimal | None
-    output_price_per_mtok: Decimal | None
-    is_current: bool
-    # where the prices come from: "catalog", "<provider> model list <date>", or the
-    # reference ("genai-prices 0.2.3", then ``reference`` is true); None: no price
-    price_source: str | None = None
-    price_as_of: str | None = None
-    reference: bool = False
-
-
-@dataclass(frozen=True)
-class ModelDetails:
-    """`models show`: every fact of the row, and the rates a call would use."""
-
-    provider: str
-    model_key: str
-    name: str
-    source: str  # "catalog" | "custom"
-    is_active: bool
-    is_current: bool
-    context_window: int | None
-    max_output_tokens: int | None
-    deprecation_date: str | None  # ISO date
-    # the row's own columns (a custom model has none)
-    input_price_per_mtok: Decimal | None
-    output_price_per_mtok: Decimal | None
-    cache_read_price_per_mtok: Decimal | None
-    cache_write_price_per_mtok: Decimal | None
-    price_source: str | None  # NULL: set by hand or by the seed
-    rates: Rates | None  # what a call is priced at; None: its cost is unknown
-    rates_source: str  # one line: "catalog", "genai-prices 0.2.3 (data as of …)", "no price"
-
-
-@dataclass(frozen=True)
 class CatalogModel:
     provider: str
     model_key: str
@@ -146,34 +91,18 @@ def _now() -> datetime:
 
 # ---------------------------------------------------------------- providers
 def _provider_info(session: Session, row: Provider) -> ProviderInfo:
-    count = session.scalar(
-        sa.select(sa.func.count()).select_from(Model).where(Model.provider_id == row.id)
-    )
-    return ProviderInfo(
-        key=row.provider_key,
-        name=row.provider_name,
-        protocol=row.api_kind,
-        auth=row.api_auth_method,
-        auth_header=row.api_auth_header,
-        headers=dict(row.api_headers or {}),
-        base_url=row.base_url,
-        test_endpoint=row.test_endpoint,
-        is_active=row.is_active,
-        models=int(count or 0),
-    )
+    """A provider as `providers show` reads it, in the session's transaction (after a write)."""
+    return listing.show_provider(SessionReader(session), row.provider_key)
 
 
 def list_providers(ctx: Context, *, include_inactive: bool = False) -> list[ProviderInfo]:
     with ctx.db.session() as session:
-        query = sa.select(Provider).order_by(Provider.provider_key)
-        if not include_inactive:
-            query = query.where(Provider.is_active)
-        return [_provider_info(session, p) for p in session.scalars(query)]
+        return listing.list_providers(SessionReader(session), include_inactive=include_inactive)
 
 
 def show_provider(ctx: Context, key: str) -> ProviderInfo:
     with ctx.db.session() as session:
-        return _provider_info(session, get_provider(session, key, require_active=False))
+        return listing.show_provider(SessionReader(session), key)
 
 
 def _apply_provider(row: Provider, spec: ProviderSpec, *, update: bool) -> None:
@@ -276,111 +205,21 @@ def remove_provider(ctx: Context, key: str) -> str:
 
 
 # ---------------------------------------------------------------- models
-def _activechoice(session: Session, user_id: uuid.UUID) -> tuple[str, str] | None:
-    query = sa.select(ProviderConfig.provider_name, ProviderConfig.model_name).where(
-        ProviderConfig.user_id == user_id,
-        ProviderConfig.module_name == "global",
-        ProviderConfig.is_active,
-    )
-    row = session.execute(query).first()
-    return (row[0], row[1]) if row else None
-
-
-def _listing(model: AvailableModel, current: tuple[str, str] | None) -> ModelListing:
-    # the reference catalog is imported only here, for a row without a price
-    rates = rates_for(model, model.provider, model.model_key)
-    return ModelListing(
-        provider=model.provider,
-        model_key=model.model_key,
-        name=model.name,
-        source=model.source,
-        is_active=model.is_active,
-        context_window=model.context_window,
-        input_price_per_mtok=rates.input if rates else None,
-        output_price_per_mtok=rates.output if rates else None,
-        is_current=current == (model.provider, model.model_key),
-        price_source=rates.source if rates else None,
-        price_as_of=rates.as_of if rates else None,
-        reference=rates is not None and row_rates(model) is None,
-    )
-
-
 def list_models(
     ctx: Context, *, provider: str | None = None, include_inactive: bool = False
 ) -> list[ModelListing]:
     """Catalog models plus the user's custom ones (catalog wins), the active one marked."""
-    user_id = ctx.identity.user_id
-    with ctx.db.session(user_id=user_id) as session:
-        key = (
-            get_provider(session, provider, require_active=False).provider_key if provider else None
+    with ctx.db.session(user_id=ctx.identity.user_id) as session:
+        reader = SessionReader(session)
+        return listing.list_models(
+            reader, ctx.identity, provider=provider, include_inactive=include_inactive
         )
-        rows = available_models(
-            session, user_id, provider_key=key, include_inactive=include_inactive
-        )
-        current = _activechoice(session, user_id)
-        return [_listing(m, current) for m in rows]
 
 
 def show_model(ctx: Context, provider: str, key: str) -> ModelDetails:
     """One model the user can see (the catalog row first, else a custom model of theirs)."""
-    user_id = ctx.identity.user_id
-    with ctx.db.session(user_id=user_id) as session:
-        owner = get_provider(session, provider, require_active=False)
-        key = key.strip()
-        row = find_model(session, owner, key)
-        current = _activechoice(session, user_id) == (owner.provider_key, key)
-        if row is not None:
-            return _details(row, owner.provider_key, current)
-        custom = session.scalars(
-            sa.select(UserModel).where(
-                UserModel.user_id == user_id,
-                UserModel.provider_key == owner.provider_key,
-                UserModel.model_key == key,
-            )
-        ).first()
-        if custom is None:
-            raise _not_found(owner, key)
-        rates = rates_for(None, owner.provider_key, key)
-        return ModelDetails(
-            provider=owner.provider_key,
-            model_key=key,
-            name=custom.model_name,
-            source="custom",
-            is_active=custom.is_active,
-            is_current=current,
-            context_window=None,
-            max_output_tokens=None,
-            deprecation_date=None,
-            input_price_per_mtok=None,
-            output_price_per_mtok=None,
-            cache_read_price_per_mtok=None,
-            cache_write_price_per_mtok=None,
-            price_source=None,
-            rates=rates,
-            rates_source=describe(rates),
-        )
-
-
-def _details(row: Model, provider: str, current: bool) -> ModelDetails:
-    rates = rates_for(row, provider, row.model_key)
-    return ModelDetails(
-        provider=provider,
-        model_key=row.model_key,
-        name=row.model_name,
-        source="catalog",
-        is_active=row.is_active,
-        is_current=current,
-        context_window=row.context_window,
-        max_output_tokens=row.max_output_tokens,
-        deprecation_date=row.deprecation_date.isoformat() if row.deprecation_date else None,
-        input_price_per_mtok=row.input_price_per_mtok,
-        output_price_per_mtok=row.output_price_per_mtok,
-        cache_read_price_per_mtok=row.cache_read_price_per_mtok,
-        cache_write_price_per_mtok=row.cache_write_price_per_mtok,
-        price_source=row.price_source,
-        rates=rates,
-        rates_source=describe(rates),
-    )
+    with ctx.db.session(user_id=ctx.identity.user_id) as session:
+        return listing.show_model(SessionReader(session), ctx.identity, provider, key)
 
 
 def _catalog_model(row: Model, provider: str) -> CatalogModel:
