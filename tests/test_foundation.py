@@ -242,8 +242,11 @@ def test_users_add_list_set_role_and_refusals(cli) -> None:  # type: ignore[no-u
 def test_json_error_document(cli) -> None:  # type: ignore[no-untyped-def]
     result = cli("users", "add", "alice", "--json")
     assert result.exit_code == ExitCode.CONFLICT
-    assert result.json()["error"]["exit_code"] == ExitCode.CONFLICT
-    assert result.json()["success"] is False
+    doc = result.json()  # the one error document (README "JSON documents"), HTTP's too
+    assert doc["success"] is False and doc["exit_code"] == ExitCode.CONFLICT
+    assert doc["code"] == "conflict" and doc["type"] == "ConflictError"
+    assert set(doc) == {"success", "error", "hint", "code", "type", "exit_code"}
+    assert "alice" in doc["error"]
 
 
 # ------------------------------------------------------------------ failure modes

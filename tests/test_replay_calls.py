@@ -160,8 +160,8 @@ def test_ask_refusal_is_its_own_outcome(
     doc = as_json.json()
     assert doc["success"] is False and doc["finish_reason"] == "refusal"
     assert doc["refusal"] == words if words is not None else doc["refusal"]
-    assert doc["data"] is None and doc["error"]["exit_code"] == 5
-    assert doc["error"]["type"] == "RefusedError"
+    assert doc["data"] is None and doc["exit_code"] == 5 and doc["code"] == "refusal"
+    assert doc["type"] == "RefusedError" and "refused to answer" in doc["error"]
     usage_doc(doc, tokens)
     assert Decimal(str(doc["cost_usd"])) == cost
 

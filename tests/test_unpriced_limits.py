@@ -62,7 +62,7 @@ def test_an_unpriced_catalog_model_is_refused_under_a_cost_limit(
         assert_refused(cli("ask", "free?"), MODEL, "monthly cost limit for all providers ($0.001)")
     doc = cli("ask", "free?", "--json")
     assert doc.exit_code == ExitCode.QUOTA
-    assert doc.json()["error"]["type"] == "QuotaExceededError"
+    assert doc.json()["type"] == "QuotaExceededError"
     assert (
         chats(fake) == 1 and usage_rows(database_url) == 1 and requests_counted(database_url) == 1
     )

@@ -11,6 +11,7 @@ import typer
 from aipilot.cli import render
 from aipilot.cli.state import JsonOpt, state, wants_json
 from aipilot.errors import AipilotError, UsageError
+from aipilot.services import documents
 
 if TYPE_CHECKING:
     from aipilot.services.assist.assist import AssistRequest, AssistResult, Message
@@ -44,25 +45,11 @@ def _schema(path: Path | None) -> dict[str, Any] | None:
     return schema
 
 
-def result_document(result: AssistResult) -> dict[str, Any]:
-    """The strict response envelope (seed `assist_flut`); a refusal adds the CLI's error."""
-    document = result.document()
-    if result.refusal is not None:
-        err = result.refused()
-        document["error"] = {
-            "type": type(err).__name__,
-            "message": err.message,
-            "hint": err.hint,
-            "exit_code": int(err.exit_code),
-        }
-    return document
-
-
 def _refused(result: AssistResult, *, as_json: bool) -> None:
     """A refusal is not an answer: the reason on stderr (and the document), exit 5."""
     err = result.refused()
     if as_json:
-        render.emit_json(result_document(result))
+        render.emit_json(documents.assist(result))  # the refusal's error fields included
     render.error(err, json_mode=False)
     raise typer.Exit(int(err.exit_code))
 
@@ -125,7 +112,7 @@ def ask(
         if result.refusal is not None:
             _refused(result, as_json=as_json)
         if as_json:
-            render.emit_json(result_document(result))
+            render.emit_json(documents.assist(result))
         else:
             typer.echo(
                 result.text

@@ -14,6 +14,7 @@ import typer
 from aipilot.cli import inputs, render
 from aipilot.cli.state import JsonOpt, state, wants_json
 from aipilot.errors import ExitCode, UsageError
+from aipilot.services import documents
 
 if TYPE_CHECKING:
     from aipilot.services.config.views import KeyStatus
@@ -60,26 +61,13 @@ def set_(
         result = keys.set_key(context, provider, raw, test=not no_test)
     test = result.test
     if wants_json(ctx, json_output):
-        doc: dict[str, object] = {"success": True, "provider": result.provider, "hint": result.hint}
-        doc["tested"] = test is not None
-        if test is not None:
-            doc["valid"] = _valid(test)
-        render.emit_json(doc)
+        render.emit_json(documents.set_key(result))
     else:
         render.success(f"stored the {result.provider} key {result.hint} (encrypted)")
         if test is not None:
             _print_test(test)
     if test is not None and not test.ok:
         raise typer.Exit(int(ExitCode.PROVIDER))
-
-
-def _valid(result: KeyTestResult) -> dict[str, object]:
-    return {
-        "ok": result.ok,
-        "latency_ms": result.latency_ms,
-        "error": result.error,
-        "error_code": result.error_code,
-    }
 
 
 def _print_test(result: KeyTestResult) -> None:
@@ -104,9 +92,7 @@ def status(
     with state(ctx).reading() as (reader, identity, _database):
         rows = views.key_states(reader, identity, provider)
     if wants_json(ctx, json_output):
-        render.emit_json(
-            {"data": {r.provider: r.configured for r in rows}, "providers": render.to_plain(rows)}
-        )
+        render.emit_json(documents.key_status(rows))
         return
     render.table(
         "Provider keys",
@@ -145,13 +131,7 @@ def test(
         results = keys.test_keys(state(ctx).context(), None if all_ else [str(provider)])
     ok = all(r.ok for r in results)
     if wants_json(ctx, json_output):
-        doc: dict[str, object] = {"success": ok}
-        if all_:
-            doc["valid"] = {"ok": ok}
-            doc["results"] = {r.provider: _valid(r) for r in results}
-        else:
-            doc["provider"], doc["valid"] = results[0].provider, _valid(results[0])
-        render.emit_json(doc)
+        render.emit_json(documents.key_tests(results) if all_ else documents.key_test(results[0]))
     else:
         for result in results:
             _print_test(result)
@@ -173,7 +153,7 @@ def delete(
     inputs.confirm_or_yes(f"Delete your {provider} key?", yes=yes, action="deleting a key")
     deleted = keys.delete_key(context, provider)
     if wants_json(ctx, json_output):
-        render.emit_json({"success": True, "provider": provider, "deleted": deleted})
+        render.emit_json(documents.delete_key(provider, deleted))
     elif deleted:
         render.success(f"deleted your {provider} key")
     else:

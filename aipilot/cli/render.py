@@ -13,6 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from aipilot.services import documents
+
+to_plain = documents.plain  # the one helper the HTTP routes use too
+
 if TYPE_CHECKING:
     from datetime import datetime
 
@@ -37,35 +41,11 @@ def is_terminal() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
 
 
-def _default(value: Any) -> Any:
-    from dataclasses import asdict, is_dataclass
-    from datetime import datetime
-    from decimal import Decimal
-    from uuid import UUID
-
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, UUID):
-        return str(value)
-    if is_dataclass(value) and not isinstance(value, type):
-        return asdict(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def to_plain(value: Any) -> Any:
-    """Dataclasses and their fields to JSON-ready plain data."""
-    import json
-
-    return json.loads(json.dumps(value, default=_default))
-
-
 def emit_json(document: Any) -> None:
     """The one machine-readable document a ``--json`` command prints on stdout."""
     import json
 
-    typer.echo(json.dumps(document, default=_default, ensure_ascii=False, indent=2))
+    typer.echo(json.dumps(to_plain(document), ensure_ascii=False, indent=2))
 
 
 def note(message: str) -> None:
@@ -103,17 +83,7 @@ def error(err: AipilotError, *, json_mode: bool) -> None:
     if err.hint:
         console.print(f"[yellow]Hint:[/yellow] {escape(err.hint)}")
     if json_mode:
-        emit_json(
-            {
-                "success": False,
-                "error": {
-                    "type": type(err).__name__,
-                    "message": err.message,
-                    "hint": err.hint,
-                    "exit_code": int(err.exit_code),
-                },
-            }
-        )
+        emit_json(documents.error(err))  # the document the HTTP routes answer
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

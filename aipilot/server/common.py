@@ -9,8 +9,6 @@ import logging
 import math
 import re
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -199,21 +197,6 @@ def handled(shape: Callable[[AipilotError], Response]) -> Callable[[Endpoint], E
         return wrapper
 
     return decorate
-
-
-def plain(value: Any) -> Any:
-    """Dataclasses, datetimes and Decimals as JSON-ready data."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    return value
 
 
 def text_field(body: dict[str, Any], name: str, *, required: bool = True) -> str | None:

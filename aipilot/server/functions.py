@@ -11,10 +11,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from aipilot.server.common import context, handled, plain, read_json, server_state, text_field
+from aipilot.server.common import context, handled, read_json, server_state, text_field
 from aipilot.server.errors import HttpError, function_error
+from aipilot.services import documents
 from aipilot.services.assist import assist
-from aipilot.services.assist.assist import AssistResult
 from aipilot.services.catalog.catalog import get_provider
 from aipilot.services.config import config_test
 from aipilot.services.keys import credentials, keys, sealing
@@ -23,45 +23,26 @@ from aipilot.services.runtime import Context
 KEY_ACTIONS = ("set-key", "get-status", "test-key", "delete-key", "get-key")
 
 
-def _valid(result: keys.KeyTestResult) -> dict[str, Any]:
-    return {
-        "ok": result.ok,
-        "latency_ms": result.latency_ms,
-        "error": result.error,
-        "error_code": result.error_code,
-    }
-
-
 def _set_key(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     provider = text_field(body, "provider")
     raw = body.get("apiKey")
     if not isinstance(raw, str):
         raise HttpError(400, "'apiKey' must be a string", code="bad_request")
     result = keys.set_key(ctx, str(provider), raw, test=body.get("test", True) is not False)
-    doc: dict[str, Any] = {"success": True, "provider": result.provider, "hint": result.hint}
-    doc["tested"] = result.test is not None
-    if result.test is not None:
-        doc["valid"] = _valid(result.test)
-    return doc
+    return documents.set_key(result)
 
 
 def _get_status(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-    rows = keys.key_status(ctx, text_field(body, "provider", required=False))
-    return {
-        "success": True,
-        "data": {r.provider: r.configured for r in rows},
-        "providers": plain(rows),
-    }
+    return documents.key_status(keys.key_status(ctx, text_field(body, "provider", required=False)))
 
 
 def _test_key(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
-    result = keys.test_keys(ctx, [str(text_field(body, "provider"))])[0]
-    return {"success": result.ok, "provider": result.provider, "valid": _valid(result)}
+    return documents.key_test(keys.test_keys(ctx, [str(text_field(body, "provider"))])[0])
 
 
 def _delete_key(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     provider = str(text_field(body, "provider"))
-    return {"success": True, "provider": provider, "deleted": keys.delete_key(ctx, provider)}
+    return documents.delete_key(provider, keys.delete_key(ctx, provider))
 
 
 def _get_key(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
@@ -71,7 +52,7 @@ def _get_key(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
             session, ctx.identity, get_provider(session, provider).provider_key
         )
         secret = sealing.open_row(row, sealing.master_keys())
-    return {"success": True, "provider": provider, "apiKey": secret}
+    return documents.get_key(provider, secret)
 
 
 def _internal_allowed(request: Request) -> bool:
@@ -105,17 +86,6 @@ async def keys_manager(request: Request) -> Response:
     return JSONResponse(await run_in_threadpool(ACTIONS[action], ctx, body))
 
 
-def result_document(result: AssistResult) -> dict[str, Any]:
-    """The strict envelope (as ``aipilot ask --json``). A refusal is an answer of the
-    provider, not a failure of the gateway: HTTP 200 with ``success: false``, ``refusal``,
-    ``finish_reason: "refusal"`` and the seed's error fields (``error``, ``hint``, ``code``)."""
-    document = result.document()
-    if result.refusal is not None:
-        err = result.refused()
-        document.update(error=err.message, hint=err.hint, code=assist.REFUSAL)
-    return document
-
-
 def _number(body: dict[str, Any], name: str) -> Any:
     value = body.get(name)
     if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
@@ -145,22 +115,7 @@ async def assist_flut(request: Request) -> Response:
     ctx = await context(request)
     request_ = assist_request(await read_json(request))
     result = await run_in_threadpool(assist.ask, ctx, request_)
-    return JSONResponse(result_document(result))
-
-
-def _config_test(ctx: Context, module: str) -> dict[str, Any]:
-    result = config_test.run(ctx, module=module)
-    return {
-        "success": result.success,
-        "api_key_ok": result.api_key_ok,
-        "model_accessible": result.model_accessible,
-        "round_trip_ok": result.round_trip_ok,
-        "module": result.module,
-        "provider": result.provider,
-        "model": result.model,
-        "reason": result.reason,
-        "checks": plain(list(result.checks)),
-    }
+    return JSONResponse(documents.assist(result))  # a refusal too: HTTP 200
 
 
 @handled(function_error)
@@ -168,7 +123,8 @@ async def ai_config_test(request: Request) -> Response:
     ctx = await context(request)
     body = await read_json(request)
     module = text_field(body, "module", required=False) or "global"
-    return JSONResponse(await run_in_threadpool(_config_test, ctx, module))
+    result = await run_in_threadpool(config_test.run, ctx, module=module)
+    return JSONResponse(documents.config_test(result))
 
 
 routes = [

@@ -11,5 +11,7 @@ call these and nothing below them.
 - :mod:`~aipilot.services.users` — users, identities and ``serve``'s API tokens.
 
 Shared by all: :mod:`~aipilot.services.runtime` (the ``Context``), ``validate`` (input
-checks), ``locks`` (retrying on a locked database) and ``setup`` (``aipilot init``).
+checks), ``locks`` (retrying on a locked database), ``setup`` (``aipilot init``) and
+``documents`` (the seed's JSON documents, the same for the CLI's ``--json`` and the HTTP
+routes).
 """
