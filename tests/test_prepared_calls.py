@@ -19,11 +19,10 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 
-from aipilot.services.runtime import PreparedCalls
 from aipilot.config import Settings
 from aipilot.errors import NotConfiguredError, QuotaExceededError
 from aipilot.services.assist import assist
-from aipilot.services.runtime import Context, connect
+from aipilot.services.runtime import Context, PreparedCalls, connect
 from tests.conftest import MASTER_KEY, CliFn
 from tests.fakeprovider import FakeProvider
 from tests.providers_catalog import activate_directly, point_catalog_at, sql
