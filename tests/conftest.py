@@ -1,10 +1,16 @@
 """Fixtures: a fresh database per test on SQLite and PostgreSQL, and the real CLI.
 
 Every test that asks for ``database_url`` (or ``cli``) runs twice: on a temporary SQLite
-file and, when ``AIPILOT_TEST_DATABASE_URL`` is set, on a fresh PostgreSQL database
-created for that test from a template migrated once per session (``CREATE DATABASE …
-TEMPLATE``). With ``AIPILOT_TEST_REQUIRE_PG=1`` (CI sets it) a missing PostgreSQL URL is
-an error, not a skip.
+file and on a fresh PostgreSQL database created for that test from a template migrated
+once per session (``CREATE DATABASE … TEMPLATE``). The PostgreSQL server is the one
+``AIPILOT_TEST_DATABASE_URL`` names (CI: the machine's); without it, the run starts a
+throw-away server of its own from the ``pgserver`` wheel of the test extra
+(tests/local_postgres.py), once, before xdist starts its workers, which all share it, and
+stops it at the end. Only if that cannot start do the PostgreSQL tests skip, saying why;
+with ``AIPILOT_TEST_REQUIRE_PG=1`` (CI sets it) they fail instead.
+
+aipilot's loggers are at DEBUG during the tests: the traceback that the error boundaries
+log at DEBUG is in a failing test's "Captured log" section.
 
 The template is what ``aipilot init`` leaves: schema, seeded catalog, and ``alice`` as
 the first admin. ``blank_database_url`` gives an empty database instead.
@@ -13,6 +19,7 @@ the first admin. ``blank_database_url`` gives an empty database instead.
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import shutil
 import subprocess
@@ -28,9 +35,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from aipilot.config import Settings, normalise_database_url
+from tests.local_postgres import LocalPostgres, Unavailable
 
 PG_ENV = "AIPILOT_TEST_DATABASE_URL"
 REQUIRE_PG_ENV = "AIPILOT_TEST_REQUIRE_PG"
+# set by the process that tried to start the throw-away server, read by its workers
+LOCAL_PG_ERROR_ENV = "AIPILOT_TEST_LOCAL_PG_ERROR"
 REPO = Path(__file__).resolve().parent.parent
 ADMIN = "alice"
 MASTER_KEY = base64.b64encode(b"\x07" * 32).decode()
@@ -42,6 +52,47 @@ _CLEARED_ENV = (
     "PYTHON_KEYRING_BACKEND",
     "AIPILOT_QUIET_BYPASSRLS",
 )
+
+
+# ---------------------------------------------------------------- the run's set-up
+_local_pg: LocalPostgres | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _local_pg
+    logging.getLogger("aipilot").setLevel(logging.DEBUG)
+    if hasattr(config, "workerinput") or config.option.help or os.environ.get(PG_ENV):
+        return  # an xdist worker uses its controller's server (or its recorded failure)
+    try:
+        _local_pg = LocalPostgres().start()
+    except (Unavailable, OSError, subprocess.SubprocessError) as exc:
+        detail = " | ".join(line for line in str(exc).splitlines() if line.strip())
+        os.environ[LOCAL_PG_ERROR_ENV] = f"no throw-away PostgreSQL: {detail}"[:600]
+        return
+    os.environ[PG_ENV] = _local_pg.url  # inherited by the workers xdist starts next
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _local_pg
+    if _local_pg is not None:
+        os.environ.pop(PG_ENV, None)
+        _local_pg.stop()
+        _local_pg = None
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if _local_pg is not None:
+        return (
+            f"postgresql: throw-away PostgreSQL {_local_pg.version} on 127.0.0.1:"
+            f"{_local_pg.port} (pgserver; {PG_ENV} is not set)"
+        )
+    if os.environ.get(PG_ENV):
+        return f"postgresql: {make_url(os.environ[PG_ENV]).render_as_string()} ({PG_ENV})"
+    return f"postgresql: none ({_local_pg_failure()})"
+
+
+def _local_pg_failure() -> str:
+    return os.environ.get(LOCAL_PG_ERROR_ENV) or "no throw-away PostgreSQL was started"
 
 
 # ---------------------------------------------------------------- PostgreSQL databases
@@ -122,8 +173,11 @@ def _dispose_all() -> None:
 def pg_backend(pg_server: PgServer | None) -> str:
     if pg_server is None:
         if os.environ.get(REQUIRE_PG_ENV):
-            pytest.fail(f"{PG_ENV} is not set but {REQUIRE_PG_ENV} requires PostgreSQL")
-        pytest.skip(f"{PG_ENV} is not set")
+            pytest.fail(
+                f"{PG_ENV} is not set, {_local_pg_failure()}, "
+                f"and {REQUIRE_PG_ENV} requires PostgreSQL"
+            )
+        pytest.skip(f"{PG_ENV} is not set and {_local_pg_failure()}")
     return "postgresql"
 
 

@@ -73,6 +73,13 @@ class AipilotGroup(TyperGroup):
         except Exception as exc:
             if _debug(ctx):
                 raise
+            import logging
+
+            # The traceback goes to the log at DEBUG (no handler prints it unless one is
+            # configured: --debug re-raises above instead; the tests capture it).
+            logging.getLogger("aipilot.cli").debug(
+                "unexpected %s", type(exc).__name__, exc_info=exc
+            )
             # The message of a foreign exception may carry anything; show only its type.
             internal = AipilotError(
                 f"unexpected internal error ({type(exc).__name__})",
