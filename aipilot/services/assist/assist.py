@@ -14,8 +14,8 @@ can be diagnosed.
 No database transaction is open while the provider is called: ``_prepare`` reads in one
 transaction, the provider call happens, then ``_record`` writes in another.
 
-Key resolution: the user's own key; for the ``openai`` provider only, else the user's
-organisation's connection (:func:`aipilot.services.orgs.org_openai.resolve_for_call`).
+Key resolution: :func:`aipilot.services.keys.resolve.resolve_key` (the user's own key; for
+the ``openai`` provider only, else the user's organisation's connection).
 Quotas (:mod:`aipilot.services.accounting.quotas`): when a per-user limit applies or the
 organisation's key is used, one request is reserved in a short write transaction before
 the call (exit 6 when a limit is reached), and the real cost is settled in ``_record``'s
@@ -33,7 +33,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from aipilot.db.models import Model, ProviderConfig
 from aipilot.errors import (
@@ -46,8 +45,7 @@ from aipilot.errors import (
 from aipilot.services.accounting import calls, quotas
 from aipilot.services.catalog import pricing
 from aipilot.services.catalog.catalog import get_provider, settings_for
-from aipilot.services.keys import credentials
-from aipilot.services.keys.sealing import master_keys, open_row
+from aipilot.services.keys.resolve import resolve_key
 from aipilot.services.orgs import org_openai
 from aipilot.services.runtime import Context
 from aipilot.services.validate import json_schema, module_name, schema_mismatch, unicode_text
@@ -211,10 +209,8 @@ def _read_prepared(ctx: Context, module: str, named: str | None = None) -> _Prep
         provider = get_provider(session, config.provider_name)
         settings, api_key, connexion_id = settings_for(provider), None, None
         if provider.api_auth_method != "none":
-            api_key, org_key = _resolve_key(session, ctx, provider.provider_key, config.model_name)
-            if org_key is not None:
-                settings = org_openai.with_headers(settings, org_key.headers)
-                connexion_id = org_key.connexion_id
+            key = resolve_key(session, ctx.identity, provider, config.model_name)
+            settings, api_key, connexion_id = key.settings, key.secret, key.connexion_id
         row = session.execute(
             sa.select(
                 Model.input_price_per_mtok,
@@ -236,19 +232,6 @@ def _read_prepared(ctx: Context, module: str, named: str | None = None) -> _Prep
     if prep.rates is None:  # after the transaction: the reference catalog's first use imports it
         prep = replace(prep, rates=pricing.reference_rates(prep.settings.provider_key, prep.model))
     return prep
-
-
-def _resolve_key(
-    session: Session, ctx: Context, provider_key: str, model: str
-) -> tuple[str, org_openai.OrgKey | None]:
-    """The user's own key first; for openai, else the organisation's connection."""
-    row = credentials.find(session, ctx.identity, provider_key)
-    if row is None and provider_key == org_openai.PROVIDER:
-        org_key = org_openai.resolve_for_call(session, ctx.identity, model)
-        if org_key is not None:
-            return org_key.api_key, org_key
-    row = row or credentials.require(session, ctx.identity, provider_key)
-    return open_row(row, master_keys()), None
 
 
 def _reserve(ctx: Context, prep: _Prepared) -> _Prepared:

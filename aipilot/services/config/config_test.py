@@ -5,6 +5,12 @@ provider's cheapest authenticated call), the model is reachable with it, and a o
 chat comes back. Later checks are skipped when an earlier one fails. The provider is called
 outside any transaction; the result is then recorded in ``ai_usage_logs`` (kind
 ``config_test``) and on the config row (``last_test_*``) in one write transaction.
+
+The key is the one a call would use (:func:`aipilot.services.keys.resolve.resolve_key`): the
+user's own, else the organisation's OpenAI connection, with its headers and allowed models.
+With the organisation's key the test is a call made with it: one request of the
+organisation's daily quota is reserved before (exit 6 when reached), the round trip's cost
+is settled after, and a 401 marks the connection ``error``, as for ``ask``.
 """
 
 from __future__ import annotations
@@ -12,18 +18,21 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
-from aipilot.db.models import ProviderConfig
-from aipilot.errors import AipilotError, NotConfiguredError
-from aipilot.services.accounting import calls
+import sqlalchemy as sa
+
+from aipilot.db.models import Model, ProviderConfig
+from aipilot.errors import AipilotError, NotConfiguredError, VaultError
+from aipilot.services.accounting import calls, quotas
+from aipilot.services.catalog import pricing
 from aipilot.services.catalog.catalog import get_provider, settings_for
 from aipilot.services.config import activation, views
-from aipilot.services.keys import credentials
-from aipilot.services.keys.sealing import master_keys, open_row
+from aipilot.services.keys.resolve import resolve_key
+from aipilot.services.orgs import org_openai
 from aipilot.services.runtime import Context
 from aipilot.services.validate import DEFAULT_MODULE, module_name
 
@@ -91,19 +100,33 @@ class _Plan:
     module: str
     model: str
     settings: ProviderSettings
-    secret: str | None
+    secret: str | None = field(repr=False)
     key_error: Check | None  # the stored key could not be opened
+    connexion_id: uuid.UUID | None = None  # the organisation's key is used
+    prices: pricing.RowPrices | None = None  # the model's catalog row (organisation's key)
 
 
 def run(ctx: Context, *, module: str = DEFAULT_MODULE) -> ConfigTestResult:
     """Test the active model of ``module``; NotConfiguredError when there is none or no key."""
     plan = _plan(ctx, module_name(module))
+    reservation, rates, auth_error = quotas.Reservation(), None, None
     if plan.key_error is not None:
         checks: tuple[Check, ...] = (plan.key_error, *_skipped(1))
         result = ConfigTestResult(plan.module, plan.settings.provider_key, plan.model, checks)
     else:
-        result = _probe(plan)
-    _record(ctx, plan, result)
+        if plan.connexion_id is not None:  # a call with the organisation's key: its quota
+            provider = plan.settings.provider_key
+            rates = pricing.rates_for(plan.prices, provider, plan.model)
+            reservation = quotas.reserve(
+                ctx,
+                provider_key=provider,
+                user_limits=False,
+                connexion_id=plan.connexion_id,
+                model=plan.model,
+                priced=rates is not None and rates.priced,
+            )
+        result, auth_error = _probe(plan)
+    _record(ctx, plan, result, reservation, rates, auth_error)
     return result
 
 
@@ -124,14 +147,28 @@ def _plan(ctx: Context, module: str) -> _Plan:
         plan = _Plan(config.id, module, config.model_name, settings, None, None)
         if settings.auth_method == "none":
             return plan
-        row = credentials.require(session, identity, provider.provider_key)
-        keys = master_keys()
         try:
-            secret = open_row(row, keys)
-        except AipilotError as err:
+            key = resolve_key(session, identity, provider, config.model_name)
+        except VaultError as err:  # a stored key that cannot be opened: a failed check
             failed = Check("api_key", False, 0, err.message, "needs re-entry")
-            return _Plan(config.id, module, config.model_name, settings, None, failed)
-        return _Plan(config.id, module, config.model_name, settings, secret, None)
+            return replace(plan, key_error=failed)
+        plan = replace(plan, settings=key.settings, secret=key.secret)
+        if key.connexion_id is None:
+            return plan
+        prices = session.execute(
+            sa.select(
+                Model.input_price_per_mtok,
+                Model.output_price_per_mtok,
+                Model.cache_read_price_per_mtok,
+                Model.cache_write_price_per_mtok,
+                Model.price_source,
+            ).where(Model.provider_id == provider.id, Model.model_key == config.model_name)
+        ).first()
+        return replace(
+            plan,
+            connexion_id=key.connexion_id,
+            prices=pricing.RowPrices(*prices) if prices is not None else None,
+        )
 
 
 def _skipped(done: int) -> list[Check]:
@@ -147,18 +184,21 @@ def _timed(
     except AipilotError as err:
         ms = int((time.monotonic() - started) * 1000)
         out = calls.outcome_of_error(err, latency_ms=ms, secrets=[secret] if secret else [])
-        return Check(name, False, ms, out.error, out.error_code), None
+        return Check(name, False, ms, out.error, out.error_code), err
     return Check(name, True, int((time.monotonic() - started) * 1000)), value
 
 
-def _probe(plan: _Plan) -> ConfigTestResult:
+def _probe(plan: _Plan) -> tuple[ConfigTestResult, str | None]:
+    """The three checks, and the error when the provider refused the key (a 401)."""
     from aipilot.providers import ChatMessage, ChatRequest, ChatResponse, RetryPolicy, client_for
+    from aipilot.providers.errors import ProviderAuthError
 
     request = ChatRequest(
         plan.model, [ChatMessage("user", PING_PROMPT)], max_tokens=PING_MAX_TOKENS
     )
     checks: list[Check] = []
     reply: ChatResponse | None = None
+    auth_error: str | None = None
     retry = RetryPolicy(max_attempts=2, max_total_s=15.0)
     with client_for(plan.settings, plan.secret, retry=retry) as client:
         steps: list[tuple[str, Callable[[ProviderClient], object]]] = [
@@ -169,12 +209,14 @@ def _probe(plan: _Plan) -> ConfigTestResult:
         for name, step in steps:
             check, value = _timed(partial(step, client), name, plan.secret)
             checks.append(check)
+            if isinstance(value, ProviderAuthError):
+                auth_error = check.error
             if not check.ok:
                 checks += _skipped(len(checks))
                 break
             if isinstance(value, ChatResponse):
                 reply = value
-    return ConfigTestResult(
+    result = ConfigTestResult(
         module=plan.module,
         provider=plan.settings.provider_key,
         model=plan.model,
@@ -183,9 +225,17 @@ def _probe(plan: _Plan) -> ConfigTestResult:
         input_tokens=reply.usage.input_tokens if reply else None,
         output_tokens=reply.usage.output_tokens if reply else None,
     )
+    return result, auth_error
 
 
-def _record(ctx: Context, plan: _Plan, result: ConfigTestResult) -> None:
+def _record(
+    ctx: Context,
+    plan: _Plan,
+    result: ConfigTestResult,
+    reservation: quotas.Reservation,
+    rates: pricing.Rates | None,
+    auth_error: str | None,
+) -> None:
     latency = sum(c.latency_ms or 0 for c in result.checks)
     failed = result.failed
     outcome = calls.CallOutcome(
@@ -210,3 +260,8 @@ def _record(ctx: Context, plan: _Plan, result: ConfigTestResult) -> None:
             now = datetime.now(UTC)
             config.last_test_at, config.updated_at = now, now
             config.last_test_ok, config.last_test_error = result.success, outcome.error
+        tokens = pricing.BilledTokens(result.input_tokens, result.output_tokens, None, None)
+        quotas.settle(session, reservation, pricing.cost(rates, tokens))
+        if auth_error is not None and plan.connexion_id is not None:
+            # the organisation's key was refused: its connection shows 'error' until a test
+            org_openai.mark_auth_failure(session, plan.connexion_id, auth_error)

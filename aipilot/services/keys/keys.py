@@ -18,16 +18,16 @@ from aipilot import vault
 from aipilot.db.engine import set_identity
 from aipilot.db.models import Credential, OpenAIConnexion, User
 from aipilot.db.reader import SessionReader
-from aipilot.errors import AipilotError, UsageError
+from aipilot.errors import AipilotError, UsageError, VaultError
 from aipilot.services.accounting import calls
-from aipilot.services.catalog.catalog import active_providers, get_provider, settings_for
+from aipilot.services.catalog.catalog import active_providers, get_provider
 from aipilot.services.config import views
 from aipilot.services.config.views import KeyStatus
 from aipilot.services.keys import credentials, rotation_guard
+from aipilot.services.keys.resolve import resolve_key
 from aipilot.services.keys.sealing import (
     forget_master_keys,
     is_plaintext,
-    master_keys,
     open_row,
     stored_elsewhere,
     unseal_with,
@@ -100,33 +100,38 @@ def check_key(settings: object, secret: str) -> KeyTestResult:
 
 
 def test_keys(ctx: Context, providers: list[str] | None = None) -> list[KeyTestResult]:
-    """Check each key with its provider's cheapest authenticated call, concurrently."""
-    keys = master_keys()
+    """Check each key with its provider's cheapest authenticated call, concurrently.
+
+    A named provider's key is the one a call would use
+    (:func:`aipilot.services.keys.resolve.resolve_key`): for ``openai`` with no key of the
+    user's own, the organisation's, with its headers (counted in no quota, the connection's
+    status unchanged). Without ``providers`` (``--all``): the user's own stored keys.
+    """
     jobs: list[tuple[object, str]] = []
     failed: list[KeyTestResult] = []
     with ctx.db.session(user_id=ctx.identity.user_id) as session:
         if providers is None:
             active = {p.provider_key: p for p in active_providers(session)}
-            rows = [
-                r for r in credentials.all_for(session, ctx.identity) if r.provider_key in active
+            chosen = [
+                active[r.provider_key]
+                for r in credentials.all_for(session, ctx.identity)
+                if r.provider_key in active
             ]
-            if not rows:
+            if not chosen:
                 raise UsageError(
                     "no keys to test", hint="store one with `aipilot keys set PROVIDER`"
                 )
         else:
-            rows = [
-                credentials.require(session, ctx.identity, get_provider(session, p).provider_key)
-                for p in providers
-            ]
-        for row in rows:
-            provider = get_provider(session, row.provider_key)
+            chosen = [get_provider(session, p) for p in providers]
+        for provider in chosen:
             try:
-                jobs.append((settings_for(provider), open_row(row, keys)))
-            except AipilotError as err:
+                key = resolve_key(session, ctx.identity, provider, None)
+            except VaultError as err:  # a stored key that cannot be opened
                 failed.append(
-                    KeyTestResult(row.provider_key, False, 0, err.message, "needs re-entry")
+                    KeyTestResult(provider.provider_key, False, 0, err.message, "needs re-entry")
                 )
+                continue
+            jobs.append((key.settings, key.secret))
     results = _concurrently(jobs) + failed
     _record_tests(ctx, results)
     return sorted(results, key=lambda r: r.provider)

@@ -12,20 +12,17 @@
   PostgreSQL row-level security (``organisation_only_access_openai_connexion``) enforces
   the same thing below aipilot.
 
-Key resolution for a call to the ``openai`` provider (:func:`resolve_for_call`): the user's
-own key wins; else the organisation's connection is used when ``openai_actif`` and its
-status is ``active`` or ``quota_exceeded`` (re-checked at each call by the quota reserve);
-``inactive``, ``error`` and ``expired`` connections are not used. The model must be in
-``openai_modeles_autorises`` (NULL or empty allows nothing): otherwise exit 9.
+Key resolution for a call (the user's own key, else this connection: status, allowed
+models, headers) is :func:`aipilot.services.keys.resolve.resolve_key`'s, for every path.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -43,18 +40,20 @@ from aipilot.services import locks
 from aipilot.services.accounting import calls
 from aipilot.services.catalog.catalog import get_provider, settings_for
 from aipilot.services.keys import credentials, keys
-from aipilot.services.keys.sealing import is_plaintext, master_keys, unseal_with
+from aipilot.services.keys.resolve import (
+    PROVIDER,
+    find_connexion,
+    open_org_key,
+    org_headers,
+    with_headers,
+)
+from aipilot.services.keys.sealing import is_plaintext
 from aipilot.services.orgs.audit import append_audit
 from aipilot.services.orgs.orgs import find_org
 from aipilot.services.runtime import Context
 from aipilot.services.validate import model_key, money
 
-if TYPE_CHECKING:
-    from aipilot.providers.types import ProviderSettings
-
-PROVIDER = "openai"
 DEFAULT_MODELS = ("gpt-3.5-turbo", "gpt-4")  # the seed's column default
-USABLE = ("active", "quota_exceeded")
 
 
 @dataclass(frozen=True)
@@ -96,29 +95,11 @@ class ConnexionTest:
     error: str | None = None
 
 
-@dataclass(frozen=True)
-class OrgKey:
-    """The organisation's key for one call (never printed: ``repr`` hides it)."""
-
-    api_key: str = field(repr=False)
-    connexion_id: uuid.UUID
-    headers: dict[str, str] = field(default_factory=dict)  # OpenAI-Organization / -Project
-
-
 def now() -> datetime:
     return datetime.now(UTC)
 
 
 # ---------------------------------------------------------------- rows and audit
-def find_connexion(session: Session, organisation_id: uuid.UUID) -> OpenAIConnexion | None:
-    query = (
-        sa.select(OpenAIConnexion)
-        .where(OpenAIConnexion.organisation_id == organisation_id)
-        .order_by(OpenAIConnexion.openai_created_at, OpenAIConnexion.openai_connexion_id)
-    )
-    return session.scalars(query).first()
-
-
 def _key_hint(row: OpenAIConnexion) -> str | None:
     ext = row.openai_ia_extensions if isinstance(row.openai_ia_extensions, dict) else {}
     own = ext.get("aipilot")
@@ -324,7 +305,7 @@ def test_connexion(ctx: Context, org_name: str) -> ConnexionTest:
     with ctx.db.session(user_id=ctx.identity.user_id) as session:
         org = find_org(session, org_name)
         row = _require(session, org)
-        secret = _open(row)
+        secret = open_org_key(row)
         settings = with_headers(
             settings_for(get_provider(session, PROVIDER, require_active=False)), org_headers(row)
         )
@@ -352,88 +333,10 @@ def _record_test(ctx: Context, ok: bool, ms: int, error: str | None) -> None:
         calls.record(session, ctx.identity, kind="key_test", provider_key=PROVIDER, outcome=outcome)
 
 
-def org_headers(row: OpenAIConnexion) -> dict[str, str]:
-    """The connection's OpenAI organisation and project ids, as OpenAI's headers (when set):
-    with a key that belongs to several organisations or projects, they pick the one billed.
-    The seed's app writes these columns: a value no HTTP header can carry is refused here,
-    before any call or quota, rather than failing inside the HTTP client."""
-    headers = {}
-    for column, header in (
-        ("openai_organisation_id", "OpenAI-Organization"),
-        ("openai_project_id", "OpenAI-Project"),
-    ):
-        value = (getattr(row, column) or "").strip()
-        if not value:
-            continue
-        if not (value.isascii() and value.isprintable()):
-            raise NotConfiguredError(
-                f"the organisation's OpenAI connection has an unusable {column} "
-                "(non-ASCII or control characters)",
-                hint=f"correct openai_connexion.{column} (OpenAI ids look like org-… / proj_…)",
-            )
-        headers[header] = value
-    return headers
-
-
-def with_headers(settings: ProviderSettings, headers: dict[str, str]) -> ProviderSettings:
-    if not headers:
-        return settings
-    return replace(settings, extra_headers={**settings.extra_headers, **headers})
-
-
 def _key_state(value: str | None) -> str:
     if value is None:
         return "not configured"
     return "plaintext (stored by another system)" if is_plaintext(value) else "sealed"
-
-
-def _open(row: OpenAIConnexion) -> str:
-    if row.openai_api_key is None:
-        raise NotConfiguredError(
-            "the organisation's OpenAI connection has no key",
-            hint="an admin stores one with `aipilot org-openai set-key ORG`",
-        )
-    if is_plaintext(row.openai_api_key):  # never used: it was readable by anyone who saw the row
-        raise NotConfiguredError(
-            "the organisation's OpenAI key is stored as plaintext by another system; "
-            "aipilot does not use it",
-            hint="an admin seals it with `aipilot org-openai set-key ORG` (and rotates it at "
-            "OpenAI: it was readable)",
-        )
-    sealed = vault.Sealed.from_text(row.openai_api_key)
-    owner = credentials.org_key_owner(row.organisation_id)
-    return unseal_with(master_keys(), sealed, owner=owner, provider=PROVIDER)
-
-
-# ---------------------------------------------------------------- the call path
-def resolve_for_call(session: Session, identity: Identity, model: str) -> OrgKey | None:
-    """The organisation's key for a call, None when the user has no usable connection."""
-    org_id = session.scalar(
-        sa.select(User.organisation_id).where(User.users_id == identity.user_id)
-    )
-    if org_id is None:
-        return None
-    row = find_connexion(session, org_id)
-    if row is None or row.openai_api_key is None:
-        return None
-    name = session.scalar(
-        sa.select(Organisation.name).where(Organisation.organisation_id == org_id)
-    )
-    state = row.openai_statut_connexion if row.openai_actif else "inactive"
-    if state not in USABLE:
-        raise NotConfiguredError(
-            f"no {PROVIDER} key is stored for {identity.username}, and organisation {name}'s "
-            f"OpenAI connection is {state}",
-            hint=f"store your own with `aipilot keys set {PROVIDER}`, or ask an admin "
-            f"(`aipilot org-openai test {name}` / `enable {name}`)",
-        )
-    if model not in (row.openai_modeles_autorises or []):
-        raise PermissionDeniedError(
-            f"model {model} is not allowed with organisation {name}'s OpenAI connection",
-            hint=f"allowed: {', '.join(row.openai_modeles_autorises or []) or 'none'}; an admin "
-            f"changes the list with `aipilot org-openai allow-models {name} MODEL…`",
-        )
-    return OrgKey(_open(row), row.openai_connexion_id, org_headers(row))
 
 
 def mark_auth_failure(session: Session, connexion_id: uuid.UUID, error: str) -> None:
