@@ -10,7 +10,7 @@ from aipilot.cli import inputs, render
 from aipilot.cli.state import JsonOpt, state, wants_json
 
 if TYPE_CHECKING:
-    from aipilot.services.catalog.custom_models import CustomModel
+    from aipilot.services.catalog.listing import CustomModel
 
 app = typer.Typer(
     help="Your custom models, added beside the catalog (only you see them).",
@@ -56,9 +56,10 @@ def list_(
     json_output: JsonOpt = False,
 ) -> None:
     """List your custom models (--all: hidden ones too). Example: aipilot custom list --all"""
-    from aipilot.services.catalog import custom_models
+    from aipilot.services.catalog import listing
 
-    rows = custom_models.list_custom(state(ctx).context(), provider=provider, include_hidden=all_)
+    with state(ctx).reading() as (reader, identity, _database):
+        rows = listing.list_custom(reader, identity, provider=provider, include_hidden=all_)
     if wants_json(ctx, json_output):
         render.emit_json({"custom_models": render.to_plain(rows)})
         return

@@ -15,7 +15,7 @@ from aipilot.cli import render
 from aipilot.cli.state import JsonOpt, state, wants_json
 
 if TYPE_CHECKING:
-    from aipilot.services.accounting.quotas import LimitInfo
+    from aipilot.services.accounting.limits_view import LimitInfo
 
 app = typer.Typer(
     help="Per-user limits: daily requests and monthly cost, per provider or for all.",
@@ -98,9 +98,10 @@ def set_(
 @app.command("show")
 def show(ctx: typer.Context, for_user: ForOpt = None, json_output: JsonOpt = False) -> None:
     """Show your limits with today's and this month's usage."""
-    from aipilot.services.accounting import quotas
+    from aipilot.services.accounting import limits_view
 
-    rows = quotas.show_limits(state(ctx).context(), user=for_user)
+    with state(ctx).reading() as (reader, identity, _database):
+        rows = limits_view.show_limits(reader, identity, user=for_user)
     if wants_json(ctx, json_output):
         render.emit_json({"limits": render.to_plain(rows)})
     elif rows:

@@ -17,7 +17,8 @@ from aipilot.cli.state import JsonOpt, state, wants_json
 from aipilot.errors import UsageError
 
 if TYPE_CHECKING:
-    from aipilot.services.config.prompts import PromptInfo, SnapshotChange
+    from aipilot.services.config.prompt_views import PromptInfo
+    from aipilot.services.config.prompts import SnapshotChange
 
 app = typer.Typer(
     help="System prompts: create, edit, activate (snapshotted into the active model).",
@@ -105,9 +106,10 @@ def _row(info: PromptInfo) -> tuple[str, ...]:
 @app.command("list")
 def list_(ctx: typer.Context, json_output: JsonOpt = False) -> None:
     """List your prompts (active one marked). Example: aipilot prompts list --json"""
-    from aipilot.services.config import prompts
+    from aipilot.services.config import prompt_views
 
-    rows = prompts.list_prompts(state(ctx).context())
+    with state(ctx).reading() as (reader, identity, _database):
+        rows = prompt_views.list_prompts(reader, identity)
     if wants_json(ctx, json_output):
         render.emit_json({"prompts": render.to_plain(rows)})
         return
@@ -117,9 +119,10 @@ def list_(ctx: typer.Context, json_output: JsonOpt = False) -> None:
 @app.command("show")
 def show(ctx: typer.Context, name: NameArg, json_output: JsonOpt = False) -> None:
     """Print a prompt's text (exactly as stored). Example: aipilot prompts show "Devis" """
-    from aipilot.services.config import prompts
+    from aipilot.services.config import prompt_views
 
-    info = prompts.show_prompt(state(ctx).context(), name)
+    with state(ctx).reading() as (reader, identity, _database):
+        info = prompt_views.show_prompt(reader, identity, name)
     if wants_json(ctx, json_output):
         render.emit_json({"prompt": render.to_plain(info)})
         return

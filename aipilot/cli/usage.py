@@ -53,11 +53,12 @@ def usage(
     "reasoning" shows that part.
     Examples: aipilot usage | aipilot usage --since 30d --by model --json
     """
-    from aipilot.services.accounting.usage_report import usage_report
+    from aipilot.services.accounting import usage_report
 
-    report = usage_report(
-        state(ctx).context(), since=since, until=until, by=by, kind=kind, module=module
-    )
+    with state(ctx).reading() as (reader, identity, _database):
+        report = usage_report.report(
+            reader, identity, since=since, until=until, by=by, kind=kind, module=module
+        )
     if wants_json(ctx, json_output):
         render.emit_json(_doc(report))
     else:

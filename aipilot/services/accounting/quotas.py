@@ -26,9 +26,8 @@ counter belongs to the month of the day the daily counter last started
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -37,33 +36,22 @@ from sqlalchemy.orm import Session
 
 from aipilot.db.identity import user_filter
 from aipilot.db.models import OpenAIConnexion, Organisation, User, UserLimit
+from aipilot.db.reader import SessionReader
 from aipilot.errors import NotFoundError, PermissionDeniedError, QuotaExceededError, UsageError
 from aipilot.services import locks
+from aipilot.services.accounting import limits_view
+from aipilot.services.accounting.limits_view import (
+    Clock,
+    LimitInfo,
+    month_start,
+    next_day,
+    next_month,
+    utcnow,
+)
 from aipilot.services.catalog.catalog import get_provider
 from aipilot.services.orgs.audit import append_audit
 from aipilot.services.runtime import Context
 from aipilot.services.validate import money
-
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def next_day(now: datetime) -> datetime:
-    """The next UTC midnight after ``now``."""
-    return datetime.combine(now.astimezone(UTC).date() + timedelta(days=1), time(), UTC)
-
-
-def month_start(day: date) -> date:
-    return day.replace(day=1)
-
-
-def next_month(now: datetime) -> datetime:
-    first = month_start(now.astimezone(UTC).date())
-    following = (first + timedelta(days=32)).replace(day=1)
-    return datetime.combine(following, time(), UTC)
 
 
 def _usd(value: Decimal | None) -> str:
@@ -308,19 +296,6 @@ def _set_status(row: OpenAIConnexion, status: str, ctx: Context, now: datetime, 
 
 
 # ---------------------------------------------------------------- `aipilot limits`
-@dataclass(frozen=True)
-class LimitInfo:
-    user: str
-    provider: str | None  # None: all providers
-    daily_requests: int | None
-    monthly_cost_usd: Decimal | None
-    requests_today: int
-    cost_this_month: Decimal
-    day_resets_at: datetime
-    month_resets_at: datetime
-    set_by_admin: bool = False  # then only an admin raises or clears it
-
-
 def _target(session: Session, ctx: Context, user: str | None) -> User:
     """The acting user, or (admins only) another one: RLS lets admins manage every limit."""
     if user is None:
@@ -430,15 +405,9 @@ def _check_values(daily_requests: int | None) -> None:
 
 
 def show_limits(ctx: Context, *, user: str | None = None, clock: Clock = utcnow) -> list[LimitInfo]:
-    now = clock()
+    """:func:`limits_view.show_limits` in a read session of ``ctx``."""
     with ctx.db.session(user_id=ctx.identity.user_id) as session:
-        target = _target(session, ctx, user)
-        rows: Sequence[UserLimit] = session.scalars(
-            sa.select(UserLimit)
-            .where(UserLimit.user_id == target.users_id)
-            .order_by(UserLimit.provider_key.is_not(None), UserLimit.provider_key)
-        ).all()
-        return [_info(r, target.username, now) for r in rows]
+        return limits_view.show_limits(SessionReader(session), ctx.identity, user=user, clock=clock)
 
 
 def clear_limit(ctx: Context, *, provider: str | None = None, user: str | None = None) -> bool:

@@ -3,7 +3,9 @@
 Cost is the sum of the *known* costs only; calls whose price is unknown (``cost_usd`` NULL)
 are counted apart, never as zero. Days are UTC days. The report is one read transaction,
 opened with the user's identity (PostgreSQL row-level security) and filtered by ``user_id``
-as well (SQLite has no RLS).
+as well (SQLite has no RLS). Plain SQL over :class:`aipilot.db.reader.Reader`: `aipilot
+usage` runs it on the direct driver connection (no SQLAlchemy import), a service inside a
+session through :class:`aipilot.db.reader.SessionReader`.
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-from sqlalchemy.orm import Session
-
-from aipilot.db.models import UsageLog
+from aipilot.db.identity import Identity
+from aipilot.db.reader import Reader, Row, SessionReader, as_decimal, id_param, time_param
 from aipilot.errors import UsageError
-from aipilot.services.runtime import Context
+
+if TYPE_CHECKING:
+    from aipilot.services.runtime import Context
 
 GROUPINGS = ("day", "provider", "model", "kind")
 KINDS = ("chat", "key_test", "config_test", "model_sync")
@@ -75,27 +77,23 @@ def parse_moment(text: str, *, option: str, now: datetime, end_of_day: bool = Fa
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _day(dialect: str) -> sa.ColumnElement[Any]:
-    """The UTC day of ``created_at``, per dialect (SQLite stores UTC text)."""
-    if dialect == "postgresql":
-        return sa.cast(sa.func.timezone("UTC", UsageLog.created_at), sa.Date)
-    return sa.func.date(UsageLog.created_at)
-
-
-def _measures() -> list[sa.ColumnElement[Any]]:
-    not_ok = sa.case((UsageLog.outcome != "ok", 1), else_=0)
-    unknown = sa.case((UsageLog.cost_usd.is_(None), 1), else_=0)
-    return [
-        sa.func.count().label("calls"),
-        sa.func.sum(not_ok).label("errors"),
-        sa.func.sum(UsageLog.input_tokens).label("input_tokens"),
-        sa.func.sum(UsageLog.output_tokens).label("output_tokens"),
-        sa.func.sum(UsageLog.reasoning_tokens).label("reasoning_tokens"),
-        sa.func.sum(UsageLog.cost_usd).label("cost_usd"),
-        sa.func.sum(unknown).label("unknown_cost_calls"),
-        sa.func.sum(UsageLog.latency_ms).label("latency_sum"),
-        sa.func.count(UsageLog.latency_ms).label("latency_n"),
-    ]
+COST_SCALE = 6  # ai_usage_logs.cost_usd is NUMERIC(14, 6)
+# the UTC day of ``created_at``, per dialect (SQLite stores UTC text)
+_DAY = {
+    "postgresql": "CAST(timezone('UTC', created_at) AS DATE)",
+    "sqlite": "date(created_at)",
+}
+_MEASURES = (
+    "count(*) AS calls, "
+    "sum(CASE WHEN outcome != 'ok' THEN 1 ELSE 0 END) AS errors, "
+    "sum(input_tokens) AS input_tokens, "
+    "sum(output_tokens) AS output_tokens, "
+    "sum(reasoning_tokens) AS reasoning_tokens, "
+    "sum(cost_usd) AS cost_usd, "
+    "sum(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END) AS unknown_cost_calls, "
+    "sum(latency_ms) AS latency_sum, "
+    "count(latency_ms) AS latency_n"
+)
 
 
 _COUNTS = (
@@ -118,10 +116,10 @@ class _Sums:
     latency_n: int
 
     @classmethod
-    def of(cls, values: Any) -> _Sums:
-        cost = None if values.cost_usd is None else Decimal(str(values.cost_usd))
-        counts = tuple(int(getattr(values, name) or 0) for name in _COUNTS)
-        return cls(counts, cost, int(values.latency_sum or 0), int(values.latency_n or 0))
+    def of(cls, values: Row) -> _Sums:
+        cost = as_decimal(values["cost_usd"], COST_SCALE)
+        counts = tuple(int(values[name] or 0) for name in _COUNTS)
+        return cls(counts, cost, int(values["latency_sum"] or 0), int(values["latency_n"] or 0))
 
     def __add__(self, other: _Sums) -> _Sums:
         costs = [c for c in (self.cost, other.cost) if c is not None]
@@ -155,34 +153,46 @@ _ZERO = _Sums((0,) * len(_COUNTS), None, 0, 0)
 _Group = tuple[str | None, str | None, _Sums]  # key, provider (by model), aggregates
 
 
-def _grouped(session: Session, where: list[sa.ColumnElement[bool]], by: str) -> list[_Group]:
-    dialect = session.get_bind().dialect.name
+def _grouped(reader: Reader, where: str, params: dict[str, object], by: str) -> list[_Group]:
+    base = f"FROM ai_usage_logs WHERE {where} GROUP BY"
     if by == "day":
-        day = _day(dialect).label("key")
-        query = sa.select(day, *_measures()).where(*where).group_by(day).order_by(day.desc())
-        return [(str(r.key), None, _Sums.of(r)) for r in session.execute(query)]
+        day = _DAY.get(reader.dialect, _DAY["sqlite"])
+        sql = f"SELECT {day} AS key, {_MEASURES} {base} {day} ORDER BY key DESC"
+        return [(str(r["key"]), None, _Sums.of(r)) for r in reader.rows(sql, **params)]
     if by == "model":
-        columns = [UsageLog.provider_key, UsageLog.model_name]
-        query = sa.select(*columns, *_measures()).where(*where).group_by(*columns)
-        query = query.order_by(sa.desc("calls"), UsageLog.provider_key, UsageLog.model_name)
-        return [(r.model_name, r.provider_key, _Sums.of(r)) for r in session.execute(query)]
-    column = UsageLog.provider_key if by == "provider" else UsageLog.kind
-    query = sa.select(column.label("key"), *_measures()).where(*where).group_by(column)
-    query = query.order_by(sa.desc("calls"), column)
-    return [(r.key, None, _Sums.of(r)) for r in session.execute(query)]
+        columns = "provider_key, model_name"
+        sql = f"SELECT {columns}, {_MEASURES} {base} {columns} ORDER BY calls DESC, {columns}"
+        rows = reader.rows(sql, **params)
+        return [(r["model_name"], r["provider_key"], _Sums.of(r)) for r in rows]
+    column = "provider_key" if by == "provider" else "kind"
+    sql = f"SELECT {column} AS key, {_MEASURES} {base} {column} ORDER BY calls DESC, {column}"
+    return [(r["key"], None, _Sums.of(r)) for r in reader.rows(sql, **params)]
 
 
 def _filters(
-    ctx: Context, *, since: datetime, until: datetime | None, kind: str | None, module: str | None
-) -> list[sa.ColumnElement[bool]]:
-    where = [UsageLog.user_id == ctx.identity.user_id, UsageLog.created_at >= since]
+    reader: Reader,
+    identity: Identity,
+    *,
+    since: datetime,
+    until: datetime | None,
+    kind: str | None,
+    module: str | None,
+) -> tuple[str, dict[str, object]]:
+    where = ["user_id = :uid", "created_at >= :since"]
+    params: dict[str, object] = {
+        "uid": id_param(reader, identity.user_id),
+        "since": time_param(reader, since),
+    }
     if until is not None:
-        where.append(UsageLog.created_at < until)
+        where.append("created_at < :until")
+        params["until"] = time_param(reader, until)
     if kind is not None:
-        where.append(UsageLog.kind == kind)
+        where.append("kind = :kind")
+        params["kind"] = kind
     if module is not None:
-        where.append(UsageLog.module_name == module)
-    return where
+        where.append("module_name = :module")
+        params["module"] = module
+    return " AND ".join(where), params
 
 
 def _check(by: str, kind: str | None) -> str | None:
@@ -205,6 +215,31 @@ def usage_report(
     module: str | None = None,
     now: datetime | None = None,
 ) -> UsageReport:
+    """:func:`report` in a read session of ``ctx``."""
+    with ctx.db.session(user_id=ctx.identity.user_id) as session:
+        return report(
+            SessionReader(session),
+            ctx.identity,
+            since=since,
+            until=until,
+            by=by,
+            kind=kind,
+            module=module,
+            now=now,
+        )
+
+
+def report(
+    reader: Reader,
+    identity: Identity,
+    *,
+    since: str = "7d",
+    until: str | None = None,
+    by: str = "day",
+    kind: str | None = None,
+    module: str | None = None,
+    now: datetime | None = None,
+) -> UsageReport:
     """Totals per day, provider, model or kind for the current user, plus the overall total."""
     kind = _check(by, kind)
     now = now or datetime.now(UTC)
@@ -212,9 +247,8 @@ def usage_report(
     end = None if until is None else parse_moment(until, option="--until", now=now, end_of_day=True)
     if end is not None and end <= start:
         raise UsageError("--until is not after --since", hint="swap them, or widen the window")
-    where = _filters(ctx, since=start, until=end, kind=kind, module=module)
-    with ctx.db.session(user_id=ctx.identity.user_id) as session:
-        groups = _grouped(session, where, by)
+    where, params = _filters(reader, identity, since=start, until=end, kind=kind, module=module)
+    groups = _grouped(reader, where, params, by)
     rows = tuple(sums.row(key, provider) for key, provider, sums in groups)
     total = sum((sums for _, _, sums in groups), _ZERO)
     return UsageReport(start, end, by, kind, module, rows, total.row(None))

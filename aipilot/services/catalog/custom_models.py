@@ -7,26 +7,17 @@ checked inside the write transaction and backed by the ``uq_user_model`` constra
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aipilot.db.models import UserModel
+from aipilot.db.reader import SessionReader
 from aipilot.errors import ConflictError, NotFoundError
+from aipilot.services.catalog import listing
 from aipilot.services.catalog.catalog import get_provider
+from aipilot.services.catalog.listing import CustomModel
 from aipilot.services.runtime import Context
 from aipilot.services.validate import label, model_key
-
-
-@dataclass(frozen=True)
-class CustomModel:
-    provider: str
-    model_key: str
-    name: str
-    is_active: bool
-    created_at: datetime | None
 
 
 def _info(row: UserModel) -> CustomModel:
@@ -84,15 +75,11 @@ def add_custom(ctx: Context, provider: str, key: str, *, name: str | None = None
 def list_custom(
     ctx: Context, *, provider: str | None = None, include_hidden: bool = False
 ) -> list[CustomModel]:
+    """:func:`listing.list_custom` in a read session of ``ctx``."""
     with ctx.db.session(user_id=ctx.identity.user_id) as session:
-        query = sa.select(UserModel).where(UserModel.user_id == ctx.identity.user_id)
-        if provider:
-            key = get_provider(session, provider, require_active=False).provider_key
-            query = query.where(UserModel.provider_key == key)
-        if not include_hidden:
-            query = query.where(UserModel.is_active)
-        query = query.order_by(UserModel.provider_key, UserModel.model_key)
-        return [_info(r) for r in session.scalars(query)]
+        return listing.list_custom(
+            SessionReader(session), ctx.identity, provider=provider, include_hidden=include_hidden
+        )
 
 
 def set_visible(ctx: Context, provider: str, key: str, visible: bool) -> CustomModel:

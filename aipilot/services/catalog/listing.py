@@ -13,12 +13,21 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import cast
 
 from aipilot.db.identity import Identity
-from aipilot.db.reader import Reader, Row, as_bool, as_date, as_decimal, as_json, id_param
+from aipilot.db.reader import (
+    Reader,
+    Row,
+    as_bool,
+    as_date,
+    as_decimal,
+    as_json,
+    as_time,
+    id_param,
+)
 from aipilot.errors import NotFoundError, UsageError
 from aipilot.services.catalog.pricing import Rates, describe, rates_for, row_rates
 from aipilot.services.config.views import unknown_provider
@@ -339,3 +348,40 @@ def _details(row: AvailableModel, current: bool) -> ModelDetails:
         rates=rates,
         rates_source=describe(rates),
     )
+
+
+# ---------------------------------------------------------------- custom models
+@dataclass(frozen=True)
+class CustomModel:
+    provider: str
+    model_key: str
+    name: str
+    is_active: bool
+    created_at: datetime | None
+
+
+def list_custom(
+    reader: Reader, identity: Identity, *, provider: str | None = None, include_hidden: bool = False
+) -> list[CustomModel]:
+    """The user's custom models (visible ones unless ``include_hidden``), by provider, model."""
+    sql = [
+        "SELECT provider_key, model_key, model_name, is_active, created_at "
+        "FROM ai_user_models_flut WHERE user_id = :uid"
+    ]
+    params: dict[str, object] = {"uid": id_param(reader, identity.user_id)}
+    if provider:
+        sql.append(" AND provider_key = :pk")
+        params["pk"] = provider_row(reader, provider, require_active=False)["provider_key"]
+    if not include_hidden:
+        sql.append(" AND is_active")
+    sql.append(" ORDER BY provider_key, model_key")
+    return [
+        CustomModel(
+            r["provider_key"],
+            r["model_key"],
+            r["model_name"],
+            _flag(r["is_active"]),
+            as_time(r["created_at"]),
+        )
+        for r in reader.rows("".join(sql), **params)
+    ]

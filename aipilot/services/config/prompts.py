@@ -11,30 +11,21 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from aipilot.db.models import ProviderConfig, SystemPrompt
+from aipilot.db.reader import SessionReader
 from aipilot.errors import ConflictError, NotFoundError, UsageError
+from aipilot.services.config import prompt_views
+from aipilot.services.config.prompt_views import PromptInfo
 from aipilot.services.keys.credentials import now
 from aipilot.services.locks import CONFIGS, retry_when_locked, serialise
 from aipilot.services.runtime import Context
 
 MAX_PROMPT_CHARS = 100_000
 MAX_NAME_CHARS = 100
-
-
-@dataclass(frozen=True)
-class PromptInfo:
-    id: str
-    name: str
-    size: int
-    is_active: bool
-    created_at: datetime | None
-    updated_at: datetime | None
-    content: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,15 +98,12 @@ def _name_free(session: Session, ctx: Context, name: str) -> None:
 
 def list_prompts(ctx: Context) -> list[PromptInfo]:
     with ctx.db.session(user_id=ctx.identity.user_id) as session:
-        rows = session.scalars(
-            sa.select(SystemPrompt).where(_mine(ctx)).order_by(SystemPrompt.name)
-        )
-        return [_info(r) for r in rows]
+        return prompt_views.list_prompts(SessionReader(session), ctx.identity)
 
 
 def show_prompt(ctx: Context, ref: str) -> PromptInfo:
     with ctx.db.session(user_id=ctx.identity.user_id) as session:
-        return _info(_find(session, ctx, ref), content=True)
+        return prompt_views.show_prompt(SessionReader(session), ctx.identity, ref)
 
 
 def create_prompt(ctx: Context, name: str, text: str) -> PromptInfo:
