@@ -1,11 +1,12 @@
 """Plain-SQL reads that run the same over SQLAlchemy or straight over the driver.
 
-The read-only views (``aipilot status``, ``model show``, ``keys status``; see
-:mod:`aipilot.services.config.views`) are written once, as SQL text with ``:name`` parameters,
-against this small protocol. A :class:`SessionReader` runs them inside an ORM session (the
-server, and every command that also writes); :mod:`aipilot.db.direct` runs them on a bare
-``sqlite3`` or ``psycopg`` connection, so that a command that only looks does not pay for
-importing SQLAlchemy (about 220 ms here, most of such a command's start-up).
+The one read path: every read-only command (``status``, ``history``, ``usage``, every
+``list`` and ``show``; docs/benchmarks.md "Read commands" measured the choice) reads with SQL
+text and ``:name`` parameters against this small protocol. :mod:`aipilot.db.direct` runs
+it on a bare ``sqlite3`` or ``psycopg`` connection, so a command that only looks does not
+pay for importing SQLAlchemy (about 220 ms here, most of such a command's start-up); a
+:class:`SessionReader` runs the same statements inside an ORM session (the server, and the
+services that also write).
 
 Values come back as the driver gives them. This module is where SQLite's storage rules are
 known (they are SQLAlchemy's, which writes the rows): UUIDs as 32 hex digits without dashes,
@@ -37,9 +38,14 @@ class Reader(Protocol):
         ...
 
 
+def stored_id(dialect: str, value: uuid.UUID) -> object:
+    """A UUID as ``dialect`` stores it: SQLAlchemy writes 32 hex digits (no dashes) on SQLite."""
+    return value.hex if dialect == "sqlite" else value
+
+
 def id_param(reader: Reader, value: uuid.UUID) -> object:
-    """A UUID as a statement parameter: SQLAlchemy stores 32 hex digits on SQLite."""
-    return value.hex if reader.dialect == "sqlite" else value
+    """A UUID as a statement parameter (:func:`stored_id`)."""
+    return stored_id(reader.dialect, value)
 
 
 SQLITE_TIME_FORMAT = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
