@@ -28,7 +28,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -105,23 +105,6 @@ class AssistResult:
     latency_ms: int
     ttft_ms: int | None = None
     refusal: str | None = None  # set when the model declined; text is then usually empty
-
-    def document(self) -> dict[str, Any]:
-        """The strict envelope of the seed's ``assist_flut`` (and ``ask --json``): the answer,
-        or the refusal, with provider, model, usage and cost. Front-ends add their error."""
-        return {
-            "success": self.refusal is None,
-            "text": self.text,
-            "data": self.data,
-            "refusal": self.refusal,
-            "provider": self.provider,
-            "model": self.model,
-            "finish_reason": self.finish_reason,
-            "usage": asdict(self.usage),
-            "cost_usd": float(self.cost_usd) if self.cost_usd is not None else None,
-            "latency_ms": self.latency_ms,
-            "ttft_ms": self.ttft_ms,
-        }
 
     def refused(self) -> RefusedError:
         """The error a caller that wants an answer raises for a refusal."""
