@@ -10,6 +10,7 @@ from aipilot.cli import render
 from aipilot.cli.model import ModuleOpt, active_doc, describe_rows
 from aipilot.cli.state import JsonOpt, state, wants_json
 from aipilot.errors import ExitCode
+from aipilot.services import documents
 
 if TYPE_CHECKING:
     from aipilot.services.config.config_test import ConfigTestResult
@@ -36,30 +37,11 @@ def test(ctx: typer.Context, module: ModuleOpt = "global", json_output: JsonOpt 
     with render.progress("testing the active model"):
         result = config_test.run(context, module=module)
     if wants_json(ctx, json_output):
-        render.emit_json(_test_doc(result))
+        render.emit_json(documents.config_test(result))
     else:
         _print_test(result)
     if not result.success:
         raise typer.Exit(int(ExitCode.UNHEALTHY))
-
-
-def _test_doc(result: ConfigTestResult) -> dict[str, object]:
-    return {
-        "success": result.success,
-        "api_key_ok": result.api_key_ok,
-        "model_accessible": result.model_accessible,
-        "round_trip_ok": result.round_trip_ok,
-        "module": result.module,
-        "provider": result.provider,
-        "model": result.model,
-        "error": result.reason,
-        "reply": result.reply,
-        "usage": {"input_tokens": result.input_tokens, "output_tokens": result.output_tokens},
-        "checks": [
-            {"name": c.name, "ok": c.ok, "latency_ms": c.latency_ms, "error": c.error}
-            for c in result.checks
-        ],
-    }
 
 
 def _print_test(result: ConfigTestResult) -> None:

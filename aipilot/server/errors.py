@@ -12,6 +12,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from aipilot.errors import AipilotError, ExitCode
+from aipilot.services import documents
 from aipilot.services.users.tokens import InvalidTokenError
 
 log = logging.getLogger("aipilot.server")
@@ -38,12 +39,21 @@ OPENAI_TYPES = {
 }
 
 
+EXIT_CODES = {  # what the CLI would exit with for an HTTP-only failure (the error's exit_code)
+    400: ExitCode.USAGE,
+    403: ExitCode.PERMISSION,
+    413: ExitCode.USAGE,
+    503: ExitCode.NOT_CONFIGURED,  # the schema is unusable
+}
+
+
 class HttpError(AipilotError):
     """A failure that is only an HTTP matter (bad JSON, body too large, refused get-key)."""
 
     def __init__(self, status: int, message: str, *, code: str, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.status, self.code = status, code
+        self.exit_code = EXIT_CODES.get(status, ExitCode.INTERNAL)
 
 
 def status_of(err: AipilotError) -> int:
@@ -59,7 +69,7 @@ def code_of(err: AipilotError) -> str:
         return err.code
     if isinstance(err, InvalidTokenError):
         return "invalid_token"
-    return err.exit_code.name.lower()
+    return documents.error_code(err)
 
 
 def _headers(status: int) -> dict[str, str] | None:
@@ -67,9 +77,9 @@ def _headers(status: int) -> dict[str, str] | None:
 
 
 def function_error(err: AipilotError) -> JSONResponse:
-    """The seed's shape: ``{"success": false, "error", "hint", "code"}``."""
+    """The seed's shape, as the CLI's ``--json`` prints it (:func:`documents.error`)."""
     status = status_of(err)
-    body = {"success": False, "error": err.message, "hint": err.hint, "code": code_of(err)}
+    body = documents.error(err, code=code_of(err))
     return JSONResponse(body, status_code=status, headers=_headers(status))
 
 
