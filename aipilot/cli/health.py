@@ -73,7 +73,8 @@ def history(
     """
     from aipilot.services.config import overview
 
-    entries = overview.history(state(ctx).context(), limit=limit)
+    with state(ctx).reading() as (reader, identity, _database):
+        entries = overview.history(reader, identity, limit=limit)
     if wants_json(ctx, json_output):
         render.emit_json({"success": True, "entries": render.to_plain(entries)})
         return
