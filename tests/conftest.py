@@ -6,8 +6,9 @@ once per session (``CREATE DATABASE … TEMPLATE``). The PostgreSQL server is th
 ``AIPILOT_TEST_DATABASE_URL`` names (CI: the machine's); without it, the run starts a
 throw-away server of its own from the ``pgserver`` wheel of the test extra
 (tests/local_postgres.py), once, before xdist starts its workers, which all share it, and
-stops it at the end. Only if that cannot start do the PostgreSQL tests skip, saying why;
-with ``AIPILOT_TEST_REQUIRE_PG=1`` (CI sets it) they fail instead.
+stops it at the end; its client tools (pg_dump, psql) then come first on PATH. Only if
+that cannot start do the PostgreSQL tests skip, saying why; with
+``AIPILOT_TEST_REQUIRE_PG=1`` (CI sets it) they fail instead.
 
 aipilot's loggers are at DEBUG during the tests: the traceback that the error boundaries
 log at DEBUG is in a failing test's "Captured log" section.
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,8 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[LOCAL_PG_ERROR_ENV] = f"no throw-away PostgreSQL: {detail}"[:600]
         return
     os.environ[PG_ENV] = _local_pg.url  # inherited by the workers xdist starts next
+    # its client tools (pg_dump, psql) first: the system's may be missing or older
+    os.environ["PATH"] = f"{_local_pg.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -149,10 +153,30 @@ def pg_template(pg_server: PgServer | None) -> Iterator[str | None]:
         yield None
         return
     name = pg_server.create()
-    _initialise(pg_server.url_for(name))
+    with _roles_lock(pg_server):
+        _initialise(pg_server.url_for(name))
     _dispose_all()
     yield name
     pg_server.drop(name)
+
+
+# the advisory lock tests/supabase_like.py holds while it creates Supabase's roles
+ROLES_LOCK = 724001
+
+
+@contextmanager
+def _roles_lock(pg_server: PgServer) -> Iterator[None]:
+    """The first migration on a new server creates roles (anon, authenticated, ...): two
+    workers doing it at once collide (duplicate key in pg_authid), so they take turns."""
+    import psycopg
+
+    url = pg_server.url.set(drivername="postgresql", database="postgres")
+    with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (ROLES_LOCK,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (ROLES_LOCK,))
 
 
 @pytest.fixture(scope="session")

@@ -91,6 +91,7 @@ class AipilotGroup(TyperGroup):
             obj = ctx.find_root().obj
             if isinstance(obj, State):
                 obj.close()
+            _end_debug_logging()
 
 
 app = typer.Typer(
@@ -170,6 +171,21 @@ def _debug_logging() -> None:
         for old in [h for h in logger.handlers if h.get_name() == "aipilot-debug"]:
             logger.removeHandler(old)
         logger.addHandler(handler)
+
+
+def _end_debug_logging() -> None:
+    """The end of a command: its --debug handler goes (bound to that command's stderr, it
+    would write a later in-process command's DEBUG records, tracebacks included, there)."""
+    import sys
+
+    if "logging" not in sys.modules:
+        return
+    import logging
+
+    for name in ("aipilot", "httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if h.get_name() == "aipilot-debug"]:
+            logger.removeHandler(old)
 
 
 app.add_typer(setup.db_app, name="db")

@@ -98,9 +98,14 @@ def openai_error_body(err: AipilotError, status: int) -> dict[str, Any]:
 
 
 def unexpected(exc: Exception, *, path: str, debug: bool) -> AipilotError:
-    """Log an unexpected exception (its type only, unless debugging) and hide it."""
+    """Log an unexpected exception and hide it from the client.
+
+    The ERROR line names its type only, unless debugging; its traceback goes to the log at
+    DEBUG, shown by a handler at that level (the tests capture it), never in the response.
+    """
     if debug:
         log.error("unexpected %s on %s", type(exc).__name__, path, exc_info=exc)
     else:
         log.error("unexpected %s on %s", type(exc).__name__, path)
+        log.debug("unexpected %s on %s", type(exc).__name__, path, exc_info=exc)
     return HttpError(500, "internal server error", code="internal")
