@@ -1,12 +1,14 @@
 """Reading straight over the driver, for the commands that only look.
 
-``aipilot status``, ``model show`` and ``keys status`` run a handful of SELECTs; importing
-SQLAlchemy's ORM to send them costs ~220 ms, most of such a command's start-up. This
-module opens a bare ``sqlite3`` or ``psycopg`` connection instead, with the same rules as
-:meth:`aipilot.db.engine.Database.session` for a read: one transaction (one snapshot), the
-user's identity set inside it on PostgreSQL (row-level security applies as on every
-path), the engine's psycopg options (a 5 s connect timeout, no prepared statements: see
-:func:`aipilot.db.urls.psycopg_options`), SQLite's 10 s busy timeout.
+Every read-only command (``status``, ``history``, ``usage``, the ``list`` and ``show``
+commands; :mod:`aipilot.db.reader`) runs a handful of SELECTs; importing SQLAlchemy's ORM to
+send them costs ~220 ms, most of such a command's start-up (measured in
+docs/benchmarks.md "Read commands"). This module opens a bare ``sqlite3`` or ``psycopg``
+connection instead, with the same rules as :meth:`aipilot.db.engine.Database.session` for a
+read: one transaction (one snapshot), the user's identity set inside it on PostgreSQL
+(row-level security applies as on every path), the engine's psycopg options (a 5 s connect
+timeout, no prepared statements: see :func:`aipilot.db.urls.psycopg_options`), SQLite's
+10 s busy timeout.
 
 It only takes the common case. When anything is unusual (no database file yet, no schema,
 another revision, an unknown user, an in-memory or ``file:`` URL), :func:`open_direct`

@@ -1,8 +1,9 @@
 """Read-only views: key states, the active model, the active prompt, the control centre.
 
 Written once, in plain SQL over :class:`aipilot.db.reader.Reader`, so the same code serves
-the ORM path (the server, the services that write) and the direct driver path that
-``aipilot status``, ``model show`` and ``keys status`` take to start without SQLAlchemy.
+the ORM path (the server, the services that write) and the direct driver path that every
+read-only command takes to start without SQLAlchemy (``status``, ``model show`` and ``keys
+status`` read these views).
 Nothing here imports SQLAlchemy. Row-level security applies as on every path: the reader's
 transaction carries the user's identity on PostgreSQL.
 """
