@@ -536,6 +536,13 @@ def test_an_owner_without_bypassrls_runs_aipilot_under_its_own_policies(
             "DO $$ BEGIN CREATE ROLE aipilot_plain_owner LOGIN CREATEROLE; "
             "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
         )
+        # PostgreSQL 16+: a CREATEROLE role may grant itself a role only with ADMIN OPTION;
+        # when another migration (as a superuser) created aipilot_service first on this
+        # cluster, a DBA grants it, as here
+        conn.execute(
+            "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'aipilot_service') "
+            "THEN GRANT aipilot_service TO aipilot_plain_owner WITH ADMIN OPTION; END IF; END $$"
+        )
         name = f"aipilot_plain_{uuid.uuid4().hex[:12]}"
         conn.execute(f"CREATE DATABASE {name} OWNER aipilot_plain_owner")
     try:
