@@ -29,6 +29,7 @@ LAYERS = {
     "errors": 0,
     "config": 0,
     "redaction": 0,
+    "debuglog": 0,
 }
 
 

@@ -159,18 +159,9 @@ def main(
 
 
 def _debug_logging() -> None:
-    """--debug: aipilot's and httpx's loggers at DEBUG on stderr (keys never reach them)."""
-    import logging
+    from aipilot import debuglog
 
-    handler = logging.StreamHandler()  # bound to the current stderr
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    handler.set_name("aipilot-debug")
-    for name in ("aipilot", "httpx", "httpcore"):
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.DEBUG)
-        for old in [h for h in logger.handlers if h.get_name() == "aipilot-debug"]:
-            logger.removeHandler(old)
-        logger.addHandler(handler)
+    debuglog.enable()
 
 
 def _end_debug_logging() -> None:
@@ -178,14 +169,10 @@ def _end_debug_logging() -> None:
     would write a later in-process command's DEBUG records, tracebacks included, there)."""
     import sys
 
-    if "logging" not in sys.modules:
-        return
-    import logging
+    if "logging" in sys.modules:
+        from aipilot import debuglog
 
-    for name in ("aipilot", "httpx", "httpcore"):
-        logger = logging.getLogger(name)
-        for old in [h for h in logger.handlers if h.get_name() == "aipilot-debug"]:
-            logger.removeHandler(old)
+        debuglog.disable()
 
 
 app.add_typer(setup.db_app, name="db")

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from aipilot import debuglog
 from aipilot.db.engine import Database
 from aipilot.db.migrate import require_current_schema
 from aipilot.errors import AipilotError, SchemaError
@@ -106,18 +107,10 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
         current.db.dispose()
 
 
-def _debug_logging() -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    for name in ("aipilot", "httpx", "httpcore"):
-        logging.getLogger(name).setLevel(logging.DEBUG)
-        logging.getLogger(name).addHandler(handler)
-
-
 def create_app(config: ServerConfig | None = None) -> Starlette:
     config = config or ServerConfig.from_env()
     if config.debug:
-        _debug_logging()
+        debuglog.enable()
     db = Database(config.database_url)
     middleware = [Middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)]
     if config.cors_origins:
