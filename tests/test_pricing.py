@@ -13,6 +13,7 @@ import subprocess
 import sys
 from decimal import Decimal
 
+import genai_prices
 import pytest
 
 from aipilot.services.catalog.pricing import (
@@ -28,8 +29,6 @@ from aipilot.services.catalog.pricing import (
 )
 from tests.conftest import MASTER_KEY, REPO, CliFn
 from tests.providers_catalog import sql
-
-genai_prices = pytest.importorskip("genai_prices")
 
 # (aipilot provider key, model, genai-prices provider id): the seeded providers
 SEEDED = [
@@ -263,7 +262,21 @@ def test_commands_that_price_nothing_never_import_the_reference(
     assert heavy == [], output
 
 
-def test_a_row_without_a_price_imports_it(database_url: str) -> None:
+def test_a_row_without_a_price_imports_it_once_a_day(database_url: str) -> None:
     unprice(database_url, "gpt-4o-mini")
-    heavy, output = imports_of(database_url, "models", "list")
-    assert "genai_prices" in heavy, output
+    heavy, first = imports_of(database_url, "models", "list")
+    assert "genai_prices" in heavy, first
+    assert "~" in first  # the reference price, marked
+    # the lookups are kept on disk for the day: the next run prices the same rows without it
+    heavy, again = imports_of(database_url, "models", "list")
+    assert heavy == [], again
+    assert again == first
+
+
+def test_an_unusable_cache_is_ignored(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", "/proc/aipilot-cannot-write-here")
+    code = (
+        "from aipilot.services.catalog.pricing import reference_rates\n"
+        "print(reference_rates('openai', 'gpt-4o-mini').input)\n"
+    )
+    assert python(code).strip() == "0.15"

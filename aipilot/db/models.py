@@ -53,6 +53,8 @@ class _PostgresVariant(sa.types.TypeDecorator[Any]):
 class JSONB(_PostgresVariant):
     """``jsonb`` on PostgreSQL (the seed's type), JSON text on SQLite."""
 
+    cache_ok = True  # SQLAlchemy asks each subclass: stateless, safe in a cache key
+
     def _postgres_type(self) -> sa.types.TypeEngine[Any]:
         from sqlalchemy.dialects.postgresql import JSONB as PgJSONB
 
@@ -61,6 +63,8 @@ class JSONB(_PostgresVariant):
 
 class TextArray(_PostgresVariant):
     """``text[]`` on PostgreSQL (the seed's type), a JSON list on SQLite."""
+
+    cache_ok = True
 
     def _postgres_type(self) -> sa.types.TypeEngine[Any]:
         from sqlalchemy.dialects.postgresql import ARRAY

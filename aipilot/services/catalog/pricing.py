@@ -9,10 +9,13 @@ at their own rates when the source has them, else at the input rate.
 from __future__ import annotations
 
 import functools
+import json
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Protocol
 
 MILLION = Decimal(1_000_000)
@@ -179,14 +182,116 @@ def reference_rates(provider_key: str, model: str) -> Rates | None:
       timestamp of its own (its snapshot's ``timestamp`` is the import time, its wheel's
       file dates are fixed), and its release date is not known offline.
     - Never raises: a missing, broken or unexpected package gives None.
-    - Cached per (provider, model) for the life of the process.
+    - Cached per (provider, model) for the life of the process, and on disk for the day
+      (:class:`_DiskCache`): a later process prices the same rows without importing it.
     """
     target = reference_provider(provider_key)
     if target is None or not model.strip():
         return None
+    key = f"{target}/{model.strip()}"
+    cache = _disk_cache()
+    if cache is not None and key in cache.entries:
+        return _from_plain(cache.entries[key])
     try:
-        return _lookup(target, model.strip())
+        rates = _lookup(target, model.strip())
     except Exception:  # a reference is a convenience, never a failure
+        return None
+    if cache is not None:
+        cache.remember(key, rates)
+    return rates
+
+
+# ---------------------------------------------------------------- the lookups, kept on disk
+@dataclass
+class _DiskCache:
+    """The reference lookups already made today with this genai-prices version, found and
+    not found alike, so that a read command (``models list``) does not import the package
+    (~0.2 s) to price the same rows again. Public prices only; never required: an
+    unreadable or unwritable cache is ignored."""
+
+    path: Path
+    entries: dict[str, dict[str, str | None] | None]
+
+    def remember(self, key: str, rates: Rates | None) -> None:
+        self.entries[key] = None if rates is None else _to_plain(rates)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.path.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_text(json.dumps({"entries": self.entries}), encoding="utf-8")
+            os.replace(partial, self.path)
+        except OSError:
+            pass
+
+
+@functools.cache
+def _disk_cache() -> _DiskCache | None:
+    version = _installed_version()
+    if version is None:
+        return None
+    try:
+        from platformdirs import user_cache_dir
+
+        folder = Path(user_cache_dir("aipilot"))
+    except Exception:
+        return None
+    path = folder / f"reference-prices-{version}-{date.today().isoformat()}.json"
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))["entries"]
+        if not isinstance(entries, dict):
+            entries = {}
+    except (OSError, ValueError, KeyError, TypeError):
+        entries = {}
+    return _DiskCache(path, entries)
+
+
+def _installed_version() -> str | None:
+    """The installed genai-prices version, read from its metadata folder without importing it."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(REFERENCE_PACKAGE.replace("-", "_"))
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None:
+        return None
+    site = Path(spec.origin).resolve().parent.parent
+    found = sorted(site.glob("genai_prices-*.dist-info"))
+    return (
+        found[-1].name.removeprefix("genai_prices-").removesuffix(".dist-info") if found else None
+    )
+
+
+def _to_plain(rates: Rates) -> dict[str, str | None]:
+    money = {
+        name: None if value is None else str(value)
+        for name, value in (
+            ("input", rates.input),
+            ("output", rates.output),
+            ("cache_read", rates.cache_read),
+            ("cache_write", rates.cache_write),
+        )
+    }
+    return {**money, "source": rates.source, "as_of": rates.as_of}
+
+
+def _from_plain(plain: dict[str, str | None] | None) -> Rates | None:
+    if plain is None:
+        return None
+    try:
+
+        def amount(name: str) -> Decimal | None:
+            value = plain.get(name)
+            return None if value is None else Decimal(value)
+
+        return Rates(
+            input=amount("input"),
+            output=amount("output"),
+            cache_read=amount("cache_read"),
+            cache_write=amount("cache_write"),
+            source=str(plain.get("source") or REFERENCE_PACKAGE),
+            as_of=plain.get("as_of"),
+        )
+    except (ArithmeticError, AttributeError, TypeError):
         return None
 
 
