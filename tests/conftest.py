@@ -346,3 +346,29 @@ def run_process(
         cwd=REPO,
     )
     return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+# ---------------------------------------------------------------- PostgreSQL as a non-owner role
+TESTER = "aipilot_rls_tester"  # a login role without BYPASSRLS, member of aipilot_service
+
+
+@pytest.fixture
+def pg_url(database_url: str) -> str:
+    return normalise_database_url(database_url)
+
+
+@pytest.fixture
+def tester_url(pg_url: str) -> Iterator[str]:
+    owner = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with owner.connect() as conn:
+        conn.exec_driver_sql(
+            f"DO $$ BEGIN CREATE ROLE {TESTER} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        )
+        # the role aipilot runs as: a member of aipilot_service (and so of authenticated)
+        conn.exec_driver_sql(f"GRANT aipilot_service TO {TESTER}")
+        conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA public, auth TO {TESTER}")
+        conn.exec_driver_sql(
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {TESTER}"
+        )
+    owner.dispose()
+    yield make_url(pg_url).set(username=TESTER, password=None).render_as_string(hide_password=False)

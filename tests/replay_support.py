@@ -1,4 +1,4 @@
-"""What a replay fixture says, read independently of aipilot's clients (for tests/test_replay_calls.py).
+"""What a replay fixture says, read independently of aipilot's clients (for tests/services/assist/test_replay_calls.py).
 
 Each function reads the fixture's own body (tests/replay/<provider>/<scenario>.http) and
 applies the provider's documented billing rules, so that a test compares aipilot's numbers

@@ -1,4 +1,4 @@
-"""Shared helpers for the whole-surface reliability suite (issue 9).
+"""Shared helpers for the whole-surface reliability suite.
 
 Canaries, transcripts of runs, every place a key could end up at rest, the documented exit
 codes, and the invariants of the database after any sequence of commands.

@@ -1,4 +1,4 @@
-"""Issue 9, docs/security.md §1: the leak sweep over every command, every ``--json``, every fault.
+"""docs/security.md §1: the leak sweep over every command, every ``--json``, every fault.
 
 Canary keys for three providers are stored, a model is activated, and then every command
 of the surface runs in human and ``--json`` form, with ``--debug`` (aipilot's and httpx's

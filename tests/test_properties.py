@@ -1,4 +1,4 @@
-"""Issue 9: property-based runs (hypothesis) over the commands' arguments and standard input.
+"""Property-based runs (hypothesis) over the commands' arguments and standard input.
 
 On both databases, one database per test function (hypothesis examples reuse it), the
 invariants checked after every example: never a traceback, exit codes only from the

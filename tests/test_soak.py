@@ -1,4 +1,4 @@
-"""Issue 9: the soak. Mixed operations from 8 processes against the fake provider with about
+"""The soak. Mixed operations from 8 processes against the fake provider with about
 10 % of its requests failing; afterwards every invariant holds.
 
 Each worker process opens one service context (as the CLI would, through

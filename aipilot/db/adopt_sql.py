@@ -2,7 +2,7 @@
 
 The migrations (alembic/versions) are history and must stay frozen; adoption needs the
 sum of that history for one table at a time, created only where missing. This module
-states it once. ``tests/test_adopt.py`` compares an adopted database's aipilot objects
+states it once. ``tests/db/test_adopt.py`` compares an adopted database's aipilot objects
 with a migrated one's, so that the two cannot drift apart.
 
 On PostgreSQL: roles, ``auth.uid()`` where missing, the seed's two helper functions where
