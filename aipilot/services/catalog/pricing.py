@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import re
+import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 MILLION = Decimal(1_000_000)
+CACHE_FORMAT = 1  # bumped when what a cached lookup means changes (mapping, fields)
 CENT_FRACTION = Decimal("0.000001")
 
 
@@ -184,6 +186,8 @@ def reference_rates(provider_key: str, model: str) -> Rates | None:
     - Never raises: a missing, broken or unexpected package gives None.
     - Cached per (provider, model) for the life of the process, and on disk for the day
       (:class:`_DiskCache`): a later process prices the same rows without importing it.
+      A long-running process (``aipilot serve``) keeps what it looked up until it
+      restarts: restart it after upgrading genai-prices, as after any upgrade.
     """
     target = reference_provider(provider_key)
     if target is None or not model.strip():
@@ -191,7 +195,10 @@ def reference_rates(provider_key: str, model: str) -> Rates | None:
     key = f"{target}/{model.strip()}"
     cache = _disk_cache()
     if cache is not None and key in cache.entries:
-        return _from_plain(cache.entries[key])
+        try:
+            return _from_plain(cache.entries[key])
+        except ValueError:
+            pass  # a damaged entry: looked up again, and written anew
     try:
         rates = _lookup(target, model.strip())
     except Exception:  # a reference is a convenience, never a failure
@@ -215,9 +222,13 @@ class _DiskCache:
     def remember(self, key: str, rates: Rates | None) -> None:
         self.entries[key] = None if rates is None else _to_plain(rates)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            partial = self.path.with_suffix(f".{os.getpid()}.tmp")
-            partial.write_text(json.dumps({"entries": self.entries}), encoding="utf-8")
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            partial = self.path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            # owner-only, as every file aipilot writes (docs/security.md), though it holds
+            # public prices only
+            handle = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump({"entries": self.entries}, out)
             os.replace(partial, self.path)
         except OSError:
             pass
@@ -234,7 +245,7 @@ def _disk_cache() -> _DiskCache | None:
         folder = Path(user_cache_dir("aipilot"))
     except Exception:
         return None
-    path = folder / f"reference-prices-{version}-{date.today().isoformat()}.json"
+    path = folder / f"reference-prices-{CACHE_FORMAT}-{version}-{date.today().isoformat()}.json"
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))["entries"]
         if not isinstance(entries, dict):
@@ -255,10 +266,10 @@ def _installed_version() -> str | None:
     if spec is None or spec.origin is None:
         return None
     site = Path(spec.origin).resolve().parent.parent
-    found = sorted(site.glob("genai_prices-*.dist-info"))
-    return (
-        found[-1].name.removeprefix("genai_prices-").removesuffix(".dist-info") if found else None
-    )
+    found = list(site.glob("genai_prices-*.dist-info"))
+    if len(found) != 1:  # none, or leftovers of several versions: no cache rather than a guess
+        return None
+    return found[0].name.removeprefix("genai_prices-").removesuffix(".dist-info")
 
 
 def _to_plain(rates: Rates) -> dict[str, str | None]:
@@ -275,24 +286,35 @@ def _to_plain(rates: Rates) -> dict[str, str | None]:
 
 
 def _from_plain(plain: dict[str, str | None] | None) -> Rates | None:
+    """A cached entry back as Rates; a value ``_base`` would refuse (NaN, negative, not a
+    number) raises ValueError: the caller then looks the model up again."""
     if plain is None:
         return None
     try:
 
         def amount(name: str) -> Decimal | None:
             value = plain.get(name)
-            return None if value is None else Decimal(value)
+            if value is None:
+                return None
+            checked = _base(Decimal(str(value)))
+            if checked is None:
+                raise ValueError(f"cached {name} price {value!r}")
+            return checked
 
-        return Rates(
+        as_of = plain.get("as_of")
+        rates = Rates(
             input=amount("input"),
             output=amount("output"),
             cache_read=amount("cache_read"),
             cache_write=amount("cache_write"),
             source=str(plain.get("source") or REFERENCE_PACKAGE),
-            as_of=plain.get("as_of"),
+            as_of=as_of if isinstance(as_of, str) else None,
         )
-    except (ArithmeticError, AttributeError, TypeError):
-        return None
+    except (ArithmeticError, AttributeError, TypeError) as exc:  # not an entry this wrote
+        raise ValueError("a damaged cache entry") from exc
+    if not rates.priced:
+        raise ValueError("a cached entry without an input and an output price")
+    return rates
 
 
 def _lookup(provider_id: str, model: str) -> Rates | None:

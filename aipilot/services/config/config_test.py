@@ -244,6 +244,8 @@ def _record(
         failed.error_code if failed else None,
         result.reason,
     )
+    # the round trip's cost, on the usage row and on the organisation's counter alike
+    cost = pricing.cost(rates, pricing.BilledTokens(result.input_tokens, result.output_tokens))
     with ctx.db.session(user_id=ctx.identity.user_id, write=True) as session:
         calls.record(
             session,
@@ -254,14 +256,14 @@ def _record(
             module=result.module,
             outcome=outcome,
             tokens=calls.Tokens(result.input_tokens, result.output_tokens),
+            cost=cost,
         )
         config = session.get(ProviderConfig, plan.config_id)
         if config is not None:
             now = datetime.now(UTC)
             config.last_test_at, config.updated_at = now, now
             config.last_test_ok, config.last_test_error = result.success, outcome.error
-        tokens = pricing.BilledTokens(result.input_tokens, result.output_tokens, None, None)
-        quotas.settle(session, reservation, pricing.cost(rates, tokens))
+        quotas.settle(session, reservation, cost)
         if auth_error is not None and plan.connexion_id is not None:
             # the organisation's key was refused: its connection shows 'error' until a test
             org_openai.mark_auth_failure(session, plan.connexion_id, auth_error)

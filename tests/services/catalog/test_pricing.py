@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from decimal import Decimal
+from pathlib import Path
 
 import genai_prices
 import pytest
@@ -280,3 +281,26 @@ def test_an_unusable_cache_is_ignored(tmp_path: object, monkeypatch: pytest.Monk
         "print(reference_rates('openai', 'gpt-4o-mini').input)\n"
     )
     assert python(code).strip() == "0.15"
+
+
+def test_a_damaged_cache_entry_is_looked_up_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache file edited by hand (NaN, a negative price, junk) never reaches a cost."""
+    warm = (
+        "from aipilot.services.catalog.pricing import reference_rates\n"
+        "print(reference_rates('openai', 'gpt-4o-mini').input)\n"
+    )
+    assert python(warm).strip() == "0.15"
+    folder = Path(os.environ["XDG_CACHE_HOME"]) / "aipilot"
+    (cached,) = folder.glob("reference-prices-*.json")
+    assert cached.stat().st_mode & 0o777 == 0o600
+    for damage in ("NaN", "-15", "junk", None):
+        entry = None if damage is None else {"input": damage, "output": "0.6"}
+        cached.write_text(json.dumps({"entries": {"openai/gpt-4o-mini": entry}}))
+        if damage is None:
+            break  # a cached "unknown" is a legitimate entry: checked below
+        assert python(warm).strip() == "0.15", damage
+    code = (
+        "from aipilot.services.catalog.pricing import reference_rates\n"
+        "print(reference_rates('openai', 'gpt-4o-mini'))\n"
+    )
+    assert python(code).strip() == "None"  # as cached: not a price, never a crash

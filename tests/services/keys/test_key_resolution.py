@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,19 @@ def test_cli_paths_use_the_organisation_key_then_the_own_key(
     assert_sent_with(since(fake, mark), org_key, org=True)
     assert len(since(fake, mark)) == 3  # key, model, round trip
     assert org_requests_today(database_url) == 2  # the ask and the test's round trip
+    # the organisation's monthly spend is the sum of the two rows' costs: the config test's
+    # row carries the round trip's cost it was charged
+    costs = sql(
+        database_url,
+        "SELECT kind, cost_usd FROM ai_usage_logs WHERE kind IN ('chat', 'config_test')",
+    )
+    spent = sql(database_url, "SELECT openai_cout_actuel_mois FROM openai_connexion")[0][0]
+    assert {kind for kind, _ in costs} == {"chat", "config_test"}
+    assert all(cost is not None for _, cost in costs), costs
+    # (the seed's counter keeps 4 decimals: each call's cost is rounded there)
+    total = sum(Decimal(str(cost)) for _, cost in costs)
+    assert total > 0
+    assert abs(total - Decimal(str(spent))) <= Decimal("0.00005") * len(costs)
 
     # `keys test openai` tests the key a call would use: the organisation's, counted nowhere
     mark = len(fake.requests)
