@@ -124,14 +124,17 @@ class LocalPostgres:
     def _ensure_runnable(self) -> None:
         """The unprivileged user may not reach the binaries (a venv under a 0700 home):
         then run a private copy of them from the work directory."""
-        probe = subprocess.run(
-            [str(self.bin_dir / "postgres"), "--version"],
-            capture_output=True,
-            check=False,
-            cwd=self.workdir,
-            **self._as_runner(),
-        )
-        if probe.returncode == 0:
+        try:
+            probe = subprocess.run(
+                [str(self.bin_dir / "postgres"), "--version"],
+                capture_output=True,
+                check=False,
+                cwd=self.workdir,
+                **self._as_runner(),
+            )
+        except PermissionError:  # the exec itself was refused: a directory on the way is 0700
+            probe = None
+        if probe is not None and probe.returncode == 0:
             return
         assert self.workdir is not None
         copy = self.workdir / "pginstall"

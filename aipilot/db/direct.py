@@ -37,6 +37,7 @@ from aipilot.db.urls import (
     backend,
     describe_url,
     psycopg_options,
+    refused_value,
     sqlite_path,
     unusable,
 )
@@ -78,6 +79,8 @@ class Direct:
 
             if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
                 return unusable(self._url, exc)
+            if isinstance(exc, psycopg.DataError):  # a NUL byte in a name, as the ORM path
+                return refused_value(exc, self._url)
         elif isinstance(exc, sqlite3.OperationalError):
             return unusable(self._url, exc)
         elif type(exc) is sqlite3.DatabaseError:  # "file is not a database"

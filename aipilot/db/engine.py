@@ -43,9 +43,10 @@ from aipilot.db.urls import (
     describe_url,
     first_line,
     psycopg_options,
+    refused_value,
     unusable,
 )
-from aipilot.errors import DatabaseError, PermissionDeniedError, UsageError
+from aipilot.errors import DatabaseError, PermissionDeniedError
 
 SQLITE_BUSY_TIMEOUT_MS = 10000
 WRITE_OPTION = "aipilot_write"
@@ -207,11 +208,7 @@ def translate_db_errors(db: Database) -> Iterator[None]:
     except sa.exc.InterfaceError as exc:
         raise DatabaseError(f"database connection failed: {first_line(exc.orig, db.url)}") from exc
     except sa.exc.DataError as exc:
-        # a value the database cannot hold (a NUL byte in text, a number out of range)
-        raise UsageError(
-            f"the database refused a value: {first_line(exc.orig, db.url)}",
-            hint="remove control characters or out-of-range numbers from the input",
-        ) from exc
+        raise refused_value(exc.orig, db.url) from exc
     except sa.exc.ProgrammingError as exc:
         if getattr(exc.orig, "sqlstate", None) != "42501":
             raise  # our bugs' business

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from urllib.parse import SplitResult, unquote, urlsplit
 
-from aipilot.errors import DatabaseError
+from aipilot.errors import DatabaseError, UsageError
 from aipilot.redaction import redact
 
 CONNECT_TIMEOUT_S = 5
@@ -75,3 +75,12 @@ def first_line(orig: BaseException | None, url: str) -> str:
 def unusable(url: str, orig: BaseException | None, *, hint: str = SERVER_HINT) -> DatabaseError:
     """The database cannot be used: unreachable, locked, not a database."""
     return DatabaseError(f"cannot use the {describe_url(url)}: {first_line(orig, url)}", hint=hint)
+
+
+def refused_value(exc: BaseException | None, url: str) -> UsageError:
+    """A value the database cannot hold (a NUL byte in text, a number out of range): the
+    caller's input, worded the same on the ORM and the direct read paths."""
+    return UsageError(
+        f"the database refused a value: {first_line(exc, url)}",
+        hint="remove control characters or out-of-range numbers from the input",
+    )
