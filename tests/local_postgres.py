@@ -137,9 +137,17 @@ class LocalPostgres:
         if probe is not None and probe.returncode == 0:
             return
         assert self.workdir is not None
-        copy = self.workdir / "pginstall"
-        shutil.copytree(self.bin_dir.parent, copy, symlinks=True)
-        subprocess.run(["chmod", "-R", "go+rX", str(copy)], check=True)
+        # the wheel's layout is kept: <site>/pgserver/pginstall/bin finds its shared
+        # libraries in <site>/pgserver.libs through an $ORIGIN-relative rpath
+        install = self.bin_dir.parent
+        package = install.parent
+        site = self.workdir / "site"
+        copy = site / package.name / install.name
+        shutil.copytree(install, copy, symlinks=True)
+        libs = package.parent / f"{package.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, site / libs.name, symlinks=True)
+        subprocess.run(["chmod", "-R", "go+rX", str(site)], check=True)
         self.bin_dir = copy / "bin"
 
     def _initdb(self) -> None:
