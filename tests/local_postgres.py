@@ -175,7 +175,6 @@ class LocalPostgres:
             "port": str(self.port),
             "unix_socket_directories": "",
             "fsync": "off",
-            "synchronous_commit": "off",
             "full_page_writes": "off",
         }
         args = [str(self.bin_dir / "postgres"), "-D", str(self.workdir / "data")]

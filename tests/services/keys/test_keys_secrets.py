@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from aipilot import vault
 from aipilot.config import normalise_database_url
@@ -24,6 +23,7 @@ from tests.conftest import MASTER_KEY, REPO, CliFn, Run
 from tests.fakeprovider import FakeProvider
 from tests.memkeyring import find_leaks
 from tests.providers_catalog import point_catalog_at, sql
+from tests.surface import database_artifacts
 
 FAULTS = ("401", "403", "429", "500", "529", "malformed", "drop")
 
@@ -47,24 +47,7 @@ def _transcript(run: Run) -> str:
 
 
 def _database_artifacts(database_url: str, home: Path) -> str:
-    url = make_url(normalise_database_url(database_url))
-    if url.get_backend_name() == "sqlite":
-        files = [Path(f"{url.database}{suffix}") for suffix in ("", "-wal", "-shm")]
-        return "".join(f.read_bytes().decode("latin-1") for f in files if f.exists())
-    dump = subprocess.run(
-        [
-            "pg_dump",
-            "-h",
-            url.host or "127.0.0.1",
-            "-U",
-            url.username or "postgres",
-            url.database or "",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return dump.stdout
+    return database_artifacts(database_url)  # the SQLite files, or a pg_dump
 
 
 def _home_files(home: Path) -> str:
