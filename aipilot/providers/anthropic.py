@@ -12,12 +12,19 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterator
-from contextlib import closing
 from typing import Any
 from urllib.parse import quote
 
 from aipilot.providers.errors import BadResponseError, ProviderCallError
-from aipilot.providers.http import HttpProviderClient, as_dict, as_int, load_json
+from aipilot.providers.http import (
+    Exchange,
+    HttpProviderClient,
+    SSEEvent,
+    StreamReader,
+    as_dict,
+    as_int,
+    load_json,
+)
 from aipilot.providers.model_lists import anthropic_model_info
 from aipilot.providers.types import (
     JSON_INSTRUCTION,
@@ -78,11 +85,13 @@ class AnthropicClient(HttpProviderClient):
             )
         return anthropic_model_info(found)
 
-    def chat(self, request: ChatRequest) -> ChatResponse:
-        started = time.perf_counter()
-        body = as_dict(self._call.post_json("/v1/messages", _body(request, stream=False)))
+    def chat_exchange(self, request: ChatRequest, *, stream: bool) -> Exchange:
+        return Exchange("/v1/messages", _body(request, stream=stream))
+
+    def chat_response(self, request: ChatRequest, body: Any, started: float) -> ChatResponse:
+        body = as_dict(body)
         if body.get("type") == "error":
-            raise self._in_band_error(body.get("error"))
+            raise self.in_band_error(body.get("error"))
         content = body.get("content")
         if not isinstance(content, list):
             raise BadResponseError(
@@ -101,45 +110,13 @@ class AnthropicClient(HttpProviderClient):
             usage=_usage(body.get("usage")),
             response_id=body.get("id"),
             latency_ms=(time.perf_counter() - started) * 1000,
-            refusal=self._refusal(finish, text, body.get("stop_details")),
+            refusal=self.refusal(finish, text, body.get("stop_details")),
         )
 
-    def chat_stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
-        usage: dict[str, Any] = {}
-        finish: str | None = None
-        stopped, text, details = False, "", None
-        events = self._call.stream_events("/v1/messages", _body(request, stream=True))
-        with closing(events):
-            for event in events:
-                data = as_dict(load_json(event.data, provider=self.provider))
-                kind = data.get("type") or event.event
-                if kind == "error":
-                    raise self._in_band_error(data.get("error"))
-                if kind == "message_start":
-                    usage.update(as_dict(as_dict(data.get("message")).get("usage")))
-                    if _prefills(request):
-                        yield ChatChunk(text=PREFILL)
-                elif kind == "content_block_delta":
-                    delta = as_dict(data.get("delta"))
-                    if delta.get("type") == "text_delta" and delta.get("text"):
-                        text += str(delta["text"])
-                        yield ChatChunk(text=str(delta["text"]))
-                elif kind == "message_delta":
-                    delta = as_dict(data.get("delta"))
-                    finish = delta.get("stop_reason") or finish
-                    details = delta.get("stop_details") or details
-                    delta_usage = as_dict(data.get("usage")).items()
-                    usage.update({k: v for k, v in delta_usage if v is not None})
-                elif kind == "message_stop":
-                    stopped = True
-                    break
-        if not stopped and finish is None:
-            raise self._stream_ended_early()
-        yield ChatChunk(
-            finish_reason=finish, usage=_usage(usage), refusal=self._refusal(finish, text, details)
-        )
+    def stream_reader(self, request: ChatRequest) -> StreamReader:
+        return _Reader(self, prefill=_prefills(request))
 
-    def _refusal(self, finish: Any, text: str, details: Any) -> str | None:
+    def refusal(self, finish: Any, text: str, details: Any) -> str | None:
         """``stop_reason: "refusal"``: Claude declined; ``stop_details.explanation`` (or the
         text before the stop) says why."""
         if finish != "refusal":
@@ -148,6 +125,43 @@ class AnthropicClient(HttpProviderClient):
         if isinstance(explanation, str) and explanation.strip():
             return explanation.strip()
         return text.strip() or f"the {self.provider} model declined to answer (stop_reason refusal)"
+
+
+class _Reader(StreamReader):
+    def __init__(self, client: AnthropicClient, *, prefill: bool) -> None:
+        self._client, self._prefill = client, prefill
+        self._usage: dict[str, Any] = {}
+        self._finish: str | None = None
+        self._text, self._details = "", None
+
+    def feed(self, event: SSEEvent) -> Iterator[ChatChunk]:
+        data = as_dict(load_json(event.data, provider=self._client.provider))
+        kind = data.get("type") or event.event
+        if kind == "error":
+            raise self._client.in_band_error(data.get("error"))
+        if kind == "message_start":
+            self._usage.update(as_dict(as_dict(data.get("message")).get("usage")))
+            # the input tokens, known now: a call cancelled before the end is charged them
+            yield ChatChunk(text=PREFILL if self._prefill else "", usage=_usage(self._usage))
+        elif kind == "content_block_delta":
+            delta = as_dict(data.get("delta"))
+            if delta.get("type") == "text_delta" and delta.get("text"):
+                self._text += str(delta["text"])
+                yield ChatChunk(text=str(delta["text"]))
+        elif kind == "message_delta":
+            delta = as_dict(data.get("delta"))
+            self._finish = delta.get("stop_reason") or self._finish
+            self._details = delta.get("stop_details") or self._details
+            delta_usage = as_dict(data.get("usage")).items()
+            self._usage.update({k: v for k, v in delta_usage if v is not None})
+        elif kind == "message_stop":
+            self.finished = True
+
+    def end(self) -> ChatChunk:
+        if not self.finished and self._finish is None:
+            raise self._client.stream_ended_early()
+        refusal = self._client.refusal(self._finish, self._text, self._details)
+        return ChatChunk(finish_reason=self._finish, usage=_usage(self._usage), refusal=refusal)
 
 
 def _prefills(request: ChatRequest) -> bool:

@@ -11,12 +11,19 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterator
-from contextlib import closing
 from typing import Any
 from urllib.parse import quote
 
 from aipilot.providers.errors import BadResponseError, ProviderCallError
-from aipilot.providers.http import HttpProviderClient, as_dict, as_int, load_json
+from aipilot.providers.http import (
+    Exchange,
+    HttpProviderClient,
+    SSEEvent,
+    StreamReader,
+    as_dict,
+    as_int,
+    load_json,
+)
 from aipilot.providers.model_lists import gemini_model_info
 from aipilot.providers.types import (
     ChatChunk,
@@ -76,12 +83,16 @@ class GeminiClient(HttpProviderClient):
             raise self._missing_model(model)
         return gemini_model_info(found)
 
-    def chat(self, request: ChatRequest) -> ChatResponse:
-        started = time.perf_counter()
-        path = f"{_model_path(request.model)}:generateContent"
-        body = as_dict(self._call.post_json(path, _body(request)))
+    def chat_exchange(self, request: ChatRequest, *, stream: bool) -> Exchange:
+        if stream:
+            path = f"{_model_path(request.model)}:streamGenerateContent"
+            return Exchange(path, _body(request), params={"alt": "sse"})
+        return Exchange(f"{_model_path(request.model)}:generateContent", _body(request))
+
+    def chat_response(self, request: ChatRequest, body: Any, started: float) -> ChatResponse:
+        body = as_dict(body)
         if body.get("error"):
-            raise self._in_band_error(body["error"])
+            raise self.in_band_error(body["error"])
         text, finish = _text_and_finish(body)
         if finish is None and not text and "candidates" not in body:
             raise BadResponseError(
@@ -94,38 +105,45 @@ class GeminiClient(HttpProviderClient):
             usage=_usage(body.get("usageMetadata")),
             response_id=body.get("responseId"),
             latency_ms=(time.perf_counter() - started) * 1000,
-            refusal=self._refusal(finish, bool(text)),
+            refusal=self.refusal(finish, bool(text)),
         )
 
-    def chat_stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
-        finish: str | None = None
-        usage: Usage | None = None
-        seen_text = False
-        path = f"{_model_path(request.model)}:streamGenerateContent"
-        events = self._call.stream_events(path, _body(request), params={"alt": "sse"})
-        with closing(events):
-            for event in events:
-                chunk = as_dict(load_json(event.data, provider=self.provider))
-                if chunk.get("error"):
-                    raise self._in_band_error(chunk["error"])
-                text, chunk_finish = _text_and_finish(chunk)
-                if text:
-                    seen_text = True
-                    yield ChatChunk(text=text)
-                finish = chunk_finish or finish
-                if chunk.get("usageMetadata"):
-                    usage = _usage(chunk["usageMetadata"])
-        if finish is None:
-            raise self._stream_ended_early()
-        refusal = self._refusal(finish, seen_text)
-        yield ChatChunk(finish_reason=finish, usage=usage, refusal=refusal)
+    def stream_reader(self, request: ChatRequest) -> StreamReader:
+        return _Reader(self)
 
-    def _refusal(self, finish: str | None, has_text: bool) -> str | None:
+    def refusal(self, finish: str | None, has_text: bool) -> str | None:
         """A safety block (of the prompt, or of the answer) is the model declining."""
         if finish not in BLOCKED or (finish == "OTHER" and has_text):
             return None
         kept = " (after part of the answer)" if has_text else ""
         return f"{self.provider} blocked the answer ({finish}){kept}"
+
+
+class _Reader(StreamReader):
+    def __init__(self, client: GeminiClient) -> None:
+        self._client = client
+        self._finish: str | None = None
+        self.usage: Usage | None = None
+        self._seen_text = False
+
+    def feed(self, event: SSEEvent) -> Iterator[ChatChunk]:
+        chunk = as_dict(load_json(event.data, provider=self._client.provider))
+        if chunk.get("error"):
+            raise self._client.in_band_error(chunk["error"])
+        text, chunk_finish = _text_and_finish(chunk)
+        self._finish = chunk_finish or self._finish
+        meta = chunk.get("usageMetadata")
+        if meta:  # the counts so far: a call cancelled before the end is charged them
+            self.usage = _usage(meta)
+        if text or meta:
+            self._seen_text = self._seen_text or bool(text)
+            yield ChatChunk(text=text, usage=self.usage if meta else None)
+
+    def end(self) -> ChatChunk:
+        if self._finish is None:
+            raise self._client.stream_ended_early()
+        refusal = self._client.refusal(self._finish, self._seen_text)
+        return ChatChunk(finish_reason=self._finish, usage=self.usage, refusal=refusal)
 
 
 def _model_path(model: str) -> str:

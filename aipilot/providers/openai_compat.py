@@ -14,12 +14,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import closing
 from typing import Any
 from urllib.parse import quote
 
 from aipilot.providers.errors import BadResponseError, ModelNotFoundError, ProviderCallError
-from aipilot.providers.http import HttpProviderClient, as_dict, as_int, load_json
+from aipilot.providers.http import (
+    Exchange,
+    HttpProviderClient,
+    SSEEvent,
+    StreamReader,
+    as_dict,
+    as_int,
+    load_json,
+)
 from aipilot.providers.model_lists import openai_model_info
 from aipilot.providers.types import (
     JSON_INSTRUCTION,
@@ -64,11 +71,13 @@ class OpenAICompatClient(HttpProviderClient):
                 return openai_model_info(raw)
         raise self._missing_model(model)
 
-    def chat(self, request: ChatRequest) -> ChatResponse:
-        started = time.perf_counter()
-        body = as_dict(self._call.post_json("/chat/completions", self._body(request, False)))
+    def chat_exchange(self, request: ChatRequest, *, stream: bool) -> Exchange:
+        return Exchange("/chat/completions", self._body(request, stream))
+
+    def chat_response(self, request: ChatRequest, body: Any, started: float) -> ChatResponse:
+        body = as_dict(body)
         if body.get("error"):
-            raise self._in_band_error(body["error"])
+            raise self.in_band_error(body["error"])
         choices = body.get("choices")
         if not isinstance(choices, list) or not choices:
             raise BadResponseError(
@@ -88,34 +97,8 @@ class OpenAICompatClient(HttpProviderClient):
             refusal=_refusal(refused if isinstance(refused, str) else "", bool(text), finish),
         )
 
-    def chat_stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
-        finish: str | None = None
-        usage: Usage | None = None
-        done, seen_text, refused = False, False, ""
-        events = self._call.stream_events("/chat/completions", self._body(request, True))
-        with closing(events):
-            for event in events:
-                if event.data.strip() == "[DONE]":
-                    done = True
-                    break
-                chunk = as_dict(load_json(event.data, provider=self.provider))
-                if chunk.get("error"):
-                    raise self._in_band_error(chunk["error"])
-                if chunk.get("usage"):
-                    usage = _usage(chunk["usage"])
-                for choice in chunk.get("choices") or []:
-                    delta = as_dict(as_dict(choice).get("delta"))
-                    text = _text(delta.get("content"))
-                    if text:
-                        seen_text = True
-                        yield ChatChunk(text=text)
-                    if isinstance(delta.get("refusal"), str):
-                        refused += delta["refusal"]
-                    finish = as_dict(choice).get("finish_reason") or finish
-        if finish is None and not done:
-            raise self._stream_ended_early()
-        refusal = _refusal(refused, seen_text, finish)
-        yield ChatChunk(finish_reason=finish, usage=usage, refusal=refusal)
+    def stream_reader(self, request: ChatRequest) -> StreamReader:
+        return _Reader(self)
 
     def _raw_models(self) -> list[dict[str, Any]]:
         data = as_dict(self._call.get_json("/models")).get("data")
@@ -149,6 +132,39 @@ class OpenAICompatClient(HttpProviderClient):
             if self.provider not in NO_STREAM_OPTIONS:
                 body["stream_options"] = {"include_usage": True}
         return body
+
+
+class _Reader(StreamReader):
+    def __init__(self, client: OpenAICompatClient) -> None:
+        self._client = client
+        self._finish: str | None = None
+        self._usage: Usage | None = None
+        self._seen_text, self._refused = False, ""
+
+    def feed(self, event: SSEEvent) -> Iterator[ChatChunk]:
+        if event.data.strip() == "[DONE]":
+            self.finished = True
+            return
+        chunk = as_dict(load_json(event.data, provider=self._client.provider))
+        if chunk.get("error"):
+            raise self._client.in_band_error(chunk["error"])
+        if chunk.get("usage"):
+            self._usage = _usage(chunk["usage"])
+        for choice in chunk.get("choices") or []:
+            delta = as_dict(as_dict(choice).get("delta"))
+            text = _text(delta.get("content"))
+            if text:
+                self._seen_text = True
+                yield ChatChunk(text=text)
+            if isinstance(delta.get("refusal"), str):
+                self._refused += delta["refusal"]
+            self._finish = as_dict(choice).get("finish_reason") or self._finish
+
+    def end(self) -> ChatChunk:
+        if self._finish is None and not self.finished:
+            raise self._client.stream_ended_early()
+        refusal = _refusal(self._refused, self._seen_text, self._finish)
+        return ChatChunk(finish_reason=self._finish, usage=self._usage, refusal=refusal)
 
 
 def _mentions_json(request: ChatRequest) -> bool:

@@ -7,7 +7,7 @@ render them. Nothing in this module does I/O.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -174,6 +174,14 @@ class ProviderClient(ABC):
     @abstractmethod
     def chat_stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
         """Text deltas; the final chunk carries ``finish_reason`` and ``usage``."""
+
+    @abstractmethod
+    async def achat(self, request: ChatRequest) -> ChatResponse:
+        """:meth:`chat`, awaited on the running event loop's shared connection pool."""
+
+    @abstractmethod
+    def achat_stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
+        """:meth:`chat_stream`, awaited; closing it early closes the provider's response."""
 
     @abstractmethod
     def close(self) -> None:
