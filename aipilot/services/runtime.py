@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -22,6 +23,18 @@ from aipilot.db.identity import Identity, resolve_identity
 from aipilot.db.migrate import require_current_schema
 
 Entry = TypeVar("Entry")
+T = TypeVar("T")
+
+
+async def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Blocking work (a database transaction) off the event loop, finished even if the
+    awaiting task is cancelled meanwhile: the cancellation is then delivered at that task's
+    next await, so what the work wrote (a reservation, a usage row) is never lost."""
+    import anyio
+
+    with anyio.CancelScope(shield=True):
+        result = await anyio.to_thread.run_sync(fn, *args)
+    return result
 
 
 class PreparedCalls(Generic[Entry]):

@@ -25,9 +25,11 @@ transaction after it.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -42,16 +44,25 @@ from aipilot.errors import (
     RefusedError,
     UsageError,
 )
+from aipilot.services import locks
 from aipilot.services.accounting import calls, quotas
 from aipilot.services.catalog import pricing
 from aipilot.services.catalog.catalog import get_provider, settings_for
 from aipilot.services.keys.resolve import resolve_key
 from aipilot.services.orgs import org_openai
-from aipilot.services.runtime import Context
+from aipilot.services.runtime import Context, in_thread
 from aipilot.services.validate import json_schema, module_name, schema_mismatch, unicode_text
 
 if TYPE_CHECKING:
-    from aipilot.providers.types import ChatMessage, ChatRequest, ProviderSettings, Usage
+    from aipilot.providers.types import (
+        ChatChunk,
+        ChatMessage,
+        ChatRequest,
+        ChatResponse,
+        ProviderClient,
+        ProviderSettings,
+        Usage,
+    )
 
 MAX_LOGGED_TEXT = 20_000
 REFUSAL = "refusal"  # the finish reason and the usage row's error_code of a refusal
@@ -292,22 +303,135 @@ def parse_answer(text: str, request: AssistRequest) -> Any:
     return data
 
 
-def ask(ctx: Context, request: AssistRequest) -> AssistResult:
-    """One non-streamed chat through the active model."""
-    from aipilot.providers import client_for
+ESTIMATED_CHARS_PER_TOKEN = 4  # of a cancelled call whose provider had not counted yet
 
-    prep = _reserve(ctx, _prepare(ctx, request))
-    chat = _chat_request(prep, request)
-    started = time.monotonic()
+
+def _estimated(text: str) -> int:
+    return -(-len(text) // ESTIMATED_CHARS_PER_TOKEN)
+
+
+class _Call:
+    """One call from its reservation to its one usage row, whatever drives its I/O.
+
+    :func:`ask` and :class:`AssistStream` drive it blocking (the CLI,
+    :class:`aipilot.Assistant`), :func:`aask` and ``AssistStream``'s ``async for`` awaiting
+    (``aipilot serve``); they only move bytes and call these methods, which hold every rule
+    of the call: the request sent, what a chunk adds, the outcome, tokens, cost, the quota
+    settled. Exactly one of :meth:`answered`, :meth:`streamed`, :meth:`failed` or
+    :meth:`cancelled` writes the row; the others are then no-ops.
+    """
+
+    def __init__(self, ctx: Context, request: AssistRequest, prep: _Prepared) -> None:
+        self.ctx, self.request, self.prep = ctx, request, prep
+        self.chat = _chat_request(prep, request)
+        self.started = time.monotonic()
+        self.text = ""
+        self.ttft_ms: int | None = None
+        self.finish: str | None = None
+        self.usage: Usage | None = None
+        self.refusal: str | None = None
+        self.ended = False  # the final chunk (finish reason and usage) arrived
+        self._recorded = False
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, ctx: Context, request: AssistRequest, prep: _Prepared | None = None) -> _Call:
+        """Prepare (unless given) and reserve the quota: from here on a row is owed."""
+        return cls(ctx, request, _reserve(ctx, prep or _prepare(ctx, request)))
+
+    def client(self) -> ProviderClient:
+        from aipilot.providers import client_for
+
+        return client_for(self.prep.settings, self.prep.api_key)
+
+    def take(self, chunk: ChatChunk) -> str:
+        """Count one streamed chunk; the text to pass on."""
+        if chunk.text and self.ttft_ms is None:
+            self.ttft_ms = int((time.monotonic() - self.started) * 1000)
+        self.text += chunk.text
+        self.finish = chunk.finish_reason or self.finish
+        self.usage = chunk.usage or self.usage
+        self.refusal = chunk.refusal or self.refusal
+        self.ended = self.ended or chunk.finish_reason is not None
+        return chunk.text
+
+    def _claim(self) -> bool:
+        """True for the one caller that writes the row."""
+        with self._lock:
+            if self._recorded:
+                return False
+            self._recorded = True
+            return True
+
+    def answered(self, response: ChatResponse) -> AssistResult:
+        self._claim()
+        answer = _Answer(response.text, response.finish_reason, response.refusal)
+        return _finish(self, answer, _tokens(response.usage), None)
+
+    def streamed(self) -> AssistResult:
+        self._claim()
+        answer = _Answer(self.text, self.finish, self.refusal)
+        return _finish(self, answer, _tokens(self.usage), self.ttft_ms)
+
+    def failed(self, err: Exception) -> None:
+        """The provider refused or broke (or aipilot did: recorded as an internal error)."""
+        if self._claim():
+            if not isinstance(err, AipilotError):
+                err = AipilotError(f"internal error ({type(err).__name__})")
+            _record_failure(self, err)
+
+    def cancelled(self, by: str = "the user") -> None:
+        """The caller went away (Ctrl-C, a closed iterator, a client that hung up, a server
+        shutting down): charged for what the provider did. Its final usage if it came, else
+        the counts it sent so far (Anthropic, Gemini), else an estimate from the text: the
+        prompt, and the answer received (~4 characters a token)."""
+        if not self._claim():
+            return
+        usage = _tokens(self.usage)
+        estimated = not self.ended and (usage.input_tokens is None or usage.output_tokens is None)
+        if not self.ended:
+            asked = "".join([self.chat.system or "", *(m.content for m in self.chat.messages)])
+            inputs = usage.input_tokens if usage.input_tokens is not None else _estimated(asked)
+            outputs = max(usage.output_tokens or 0, _estimated(self.text))
+            usage = replace(
+                usage, input_tokens=inputs, output_tokens=outputs, total_tokens=inputs + outputs
+            )
+        latency = int((time.monotonic() - self.started) * 1000)
+        why = f"cancelled by {by}" + (" (tokens estimated)" if estimated else "")
+        outcome = calls.CallOutcome(False, latency, "cancelled", why)
+        cost = cost_of(self.prep, usage)
+        _record(self, outcome, usage, cost, self.ttft_ms, answer=self.text, cancelled=True)
+
+
+def ask(ctx: Context, request: AssistRequest) -> AssistResult:
+    """One non-streamed chat through the active model, blocking."""
+    call = _Call.open(ctx, request)
     try:
-        with client_for(prep.settings, prep.api_key) as client:
-            response = client.chat(chat)
-    except AipilotError as err:
-        _record_failure(ctx, prep, request, err, started)
+        with call.client() as client:
+            response = client.chat(call.chat)
+    except Exception as err:
+        call.failed(err)
         raise
-    usage = _tokens(response.usage)
-    answer = _Answer(response.text, response.finish_reason, response.refusal)
-    return _finish(ctx, prep, request, answer, usage, started, None)
+    except BaseException:  # Ctrl-C
+        call.cancelled()
+        raise
+    return call.answered(response)
+
+
+async def aask(ctx: Context, request: AssistRequest) -> AssistResult:
+    """:func:`ask`, awaiting the provider: no thread waits while the model thinks.
+    Cancelling it (a client that hung up) closes the provider's connection and records the
+    call as cancelled."""
+    call = await in_thread(_Call.open, ctx, request)
+    try:
+        response = await call.client().achat(call.chat)
+    except Exception as err:
+        await in_thread(call.failed, err)
+        raise
+    except BaseException:  # cancelled: the client hung up, or the server is stopping
+        await in_thread(call.cancelled, "the client")
+        raise
+    return await in_thread(call.answered, response)
 
 
 @dataclass(frozen=True)
@@ -317,16 +441,9 @@ class _Answer:
     refusal: str | None = None
 
 
-def _finish(
-    ctx: Context,
-    prep: _Prepared,
-    request: AssistRequest,
-    answer: _Answer,
-    usage: TokenUsage,
-    started: float,
-    ttft_ms: int | None,
-) -> AssistResult:
-    latency = int((time.monotonic() - started) * 1000)
+def _finish(call: _Call, answer: _Answer, usage: TokenUsage, ttft_ms: int | None) -> AssistResult:
+    prep, request = call.prep, call.request
+    latency = int((time.monotonic() - call.started) * 1000)
     cost = cost_of(prep, usage)
     text, finish_reason = answer.text, answer.finish_reason
     provider = prep.settings.provider_key
@@ -334,7 +451,7 @@ def _finish(
         # the model's words stay out of error_message: they are answer text (log_content)
         outcome = calls.CallOutcome(False, latency, REFUSAL, "the model refused to answer")
         shown = answer.refusal if not text else f"{text}\n{answer.refusal}"
-        _record(ctx, prep, request, outcome, usage, cost, ttft_ms, answer=shown)
+        _record(call, outcome, usage, cost, ttft_ms, answer=shown)
         return AssistResult(
             text,
             None,
@@ -351,29 +468,25 @@ def _finish(
         data = parse_answer(text, request)
     except ModelOutputError as err:
         outcome = calls.CallOutcome(False, latency, "invalid_output", err.message)
-        _record(ctx, prep, request, outcome, usage, cost, ttft_ms, answer=text, keep_answer=True)
+        _record(call, outcome, usage, cost, ttft_ms, answer=text, keep_answer=True)
         raise
-    _record(ctx, prep, request, calls.CallOutcome(True, latency), usage, cost, ttft_ms, answer=text)
+    _record(call, calls.CallOutcome(True, latency), usage, cost, ttft_ms, answer=text)
     return AssistResult(
         text, data, provider, prep.model, finish_reason, usage, cost, latency, ttft_ms
     )
 
 
-def _record_failure(
-    ctx: Context, prep: _Prepared, request: AssistRequest, err: AipilotError, started: float
-) -> None:
+def _record_failure(call: _Call, err: AipilotError) -> None:
     from aipilot.providers.errors import ProviderAuthError
 
-    latency = int((time.monotonic() - started) * 1000)
-    outcome = calls.outcome_of_error(err, latency_ms=latency, secrets=[prep.api_key or ""])
+    latency = int((time.monotonic() - call.started) * 1000)
+    outcome = calls.outcome_of_error(err, latency_ms=latency, secrets=[call.prep.api_key or ""])
     auth_error = outcome.error if isinstance(err, ProviderAuthError) else None
-    _record(ctx, prep, request, outcome, TokenUsage(), None, None, auth_error=auth_error)
+    _record(call, outcome, TokenUsage(), None, None, auth_error=auth_error)
 
 
 def _record(
-    ctx: Context,
-    prep: _Prepared,
-    request: AssistRequest,
+    call: _Call,
     outcome: calls.CallOutcome,
     usage: TokenUsage,
     cost: Decimal | None,
@@ -384,35 +497,41 @@ def _record(
     cancelled: bool = False,
     auth_error: str | None = None,
 ) -> None:
+    ctx, prep, request = call.ctx, call.prep, call.request
     asked = json.dumps([m.content for m in request.messages], ensure_ascii=False)
+
     # a Core connection, not an ORM session: this transaction runs after every call; it
     # does not wait for the disk (see Database.connection): a power cut may lose the last
-    # few usage rows, a crash of this process cannot
-    with ctx.db.connection(user_id=ctx.identity.user_id, write=True, durable=False) as conn:
-        calls.record(
-            conn,
-            ctx.identity,
-            kind="chat",
-            provider_key=prep.settings.provider_key,
-            outcome=outcome,
-            model=prep.model,
-            module=request.module,
-            tokens=calls.Tokens(
-                usage.input_tokens,
-                usage.output_tokens,
-                usage.reasoning_tokens,
-                usage.cache_read_tokens,
-                usage.cache_write_tokens,
-            ),
-            cost=cost,
-            ttft_ms=ttft_ms,
-            cancelled=cancelled,
-            request_content=asked[:MAX_LOGGED_TEXT] if request.log_content else None,
-            response_content=(answer or "")[:MAX_LOGGED_TEXT]
-            if (request.log_content or keep_answer)
-            else None,
-        )
-        quotas.settle(conn, prep.reservation, cost)
+    # few usage rows, a crash of this process cannot. The provider has answered (and
+    # billed) by now: a database busy for longer than SQLite's timeout is waited out.
+    def write() -> None:
+        with ctx.db.connection(user_id=ctx.identity.user_id, write=True, durable=False) as conn:
+            calls.record(
+                conn,
+                ctx.identity,
+                kind="chat",
+                provider_key=prep.settings.provider_key,
+                outcome=outcome,
+                model=prep.model,
+                module=request.module,
+                tokens=calls.Tokens(
+                    usage.input_tokens,
+                    usage.output_tokens,
+                    usage.reasoning_tokens,
+                    usage.cache_read_tokens,
+                    usage.cache_write_tokens,
+                ),
+                cost=cost,
+                ttft_ms=ttft_ms,
+                cancelled=cancelled,
+                request_content=asked[:MAX_LOGGED_TEXT] if request.log_content else None,
+                response_content=(answer or "")[:MAX_LOGGED_TEXT]
+                if (request.log_content or keep_answer)
+                else None,
+            )
+            quotas.settle(conn, prep.reservation, cost)
+
+    locks.retry_when_locked(write)
     if auth_error is not None and prep.reservation.connexion_id is not None:
         # the organisation's key was refused: its connection shows 'error' until a test
         with ctx.db.session(user_id=ctx.identity.user_id, write=True) as session:
@@ -422,14 +541,17 @@ def _record(
 class AssistStream:
     """Text deltas of a streamed chat; ``result`` is set once the stream has ended.
 
-    A stream that breaks midway keeps what arrived in ``text`` and logs the failure;
-    Ctrl-C (or closing the iterator early) logs the call as cancelled.
+    Built (the call prepared: configuration, key, prices) in the caller's thread; the quota
+    is reserved by :meth:`open` (or the first iteration). Iterate it (``for``, blocking) or
+    ``async for`` it after ``await to_thread(stream.open)`` (``aipilot serve``). A stream
+    that breaks midway keeps what arrived in ``text`` and logs the failure; Ctrl-C, an
+    iterator closed early or :meth:`close` log the call as cancelled, with what it cost.
     """
 
     def __init__(self, ctx: Context, request: AssistRequest) -> None:
         self._ctx, self._request = ctx, request
         self._prep = _prepare(ctx, request)
-        self.text = ""
+        self._call: _Call | None = None
         self.result: AssistResult | None = None
 
     @property
@@ -440,34 +562,55 @@ class AssistStream:
     def model(self) -> str:
         return self._prep.model
 
-    def __iter__(self) -> Iterator[str]:
-        from aipilot.providers import client_for
+    @property
+    def text(self) -> str:
+        return self._call.text if self._call is not None else ""
 
-        prep = self._prep = _reserve(self._ctx, self._prep)
-        request = self._request
-        started, ttft, finish, usage, refusal = time.monotonic(), None, None, None, None
+    def open(self) -> None:
+        """Reserve the quota (exit 6 when a limit is reached): a usage row is now owed."""
+        if self._call is None:
+            self._call = _Call.open(self._ctx, self._request, self._prep)
+
+    def close(self, by: str = "the user") -> None:
+        """Log the call as cancelled unless it already ended (idempotent)."""
+        if self._call is not None:
+            self._call.cancelled(by)
+
+    def __iter__(self) -> Iterator[str]:
+        self.open()
+        call = self._opened()
         try:
-            with client_for(prep.settings, prep.api_key) as client:
-                for chunk in client.chat_stream(_chat_request(prep, request)):
-                    if chunk.text:
-                        ttft = (
-                            ttft if ttft is not None else int((time.monotonic() - started) * 1000)
-                        )
-                        self.text += chunk.text
+            with call.client() as client:
+                for chunk in client.chat_stream(call.chat):
+                    if call.take(chunk):
                         yield chunk.text
-                    finish = chunk.finish_reason or finish
-                    usage = chunk.usage or usage
-                    refusal = chunk.refusal or refusal
-        except AipilotError as err:
-            _record_failure(self._ctx, prep, request, err, started)
+        except Exception as err:
+            call.failed(err)
             raise
-        except (KeyboardInterrupt, GeneratorExit):
-            latency = int((time.monotonic() - started) * 1000)
-            outcome = calls.CallOutcome(False, latency, "cancelled", "cancelled by the user")
-            _record(self._ctx, prep, request, outcome, _tokens(usage), None, ttft, cancelled=True)
+        except BaseException:  # Ctrl-C, or the consumer closed the iterator early
+            call.cancelled()
             raise
-        answer = _Answer(self.text, finish, refusal)
-        self.result = _finish(self._ctx, prep, request, answer, _tokens(usage), started, ttft)
+        self.result = call.streamed()
+
+    async def __aiter__(self) -> AsyncGenerator[str, None]:
+        call = self._opened()
+        try:
+            async with aclosing(call.client().achat_stream(call.chat)) as chunks:
+                async for chunk in chunks:
+                    if call.take(chunk):
+                        yield chunk.text
+        except Exception as err:
+            await in_thread(call.failed, err)
+            raise
+        except BaseException:  # the client hung up, or the server is shutting down
+            await in_thread(call.cancelled, "the client")
+            raise
+        self.result = await in_thread(call.streamed)
+
+    def _opened(self) -> _Call:
+        if self._call is None:
+            raise RuntimeError("AssistStream.open() must run before async iteration")
+        return self._call
 
 
 def user_message(text: str) -> tuple[Message, ...]:
