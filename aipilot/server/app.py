@@ -97,13 +97,22 @@ def _database_warnings(db: Database) -> tuple[str, ...]:
     )
 
 
+# after uvicorn's graceful period it cancels the calls still running, then shuts the app
+# down at once: their cancellation writes their usage rows, which this waits for
+DRAIN_S = 5.0
+
+
 @asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    from aipilot.providers.http import close_shared_async_client
+
     current: ServerState = app.state.aipilot
     await run_in_threadpool(_check_schema, current)
     try:
         yield
     finally:
+        await current.inflight.drained(DRAIN_S)
+        await close_shared_async_client()
         current.db.dispose()
 
 

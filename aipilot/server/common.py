@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import json
@@ -21,6 +22,7 @@ from aipilot.server.auth import Authenticator
 from aipilot.server.config import ServerConfig
 from aipilot.server.errors import HttpError, unexpected
 from aipilot.server.limits import BodyTooLarge
+from aipilot.server.relay import ClientGone, InFlight
 from aipilot.services.runtime import Context, PreparedCalls
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -37,6 +39,8 @@ class ServerState:
     db: Database
     auth: Authenticator
     prepared: PreparedCalls[Any]
+    # calls running now: a server shutting down waits for their rows before closing the pool
+    inflight: InFlight = dataclasses.field(default_factory=InFlight)
     schema_problem: str | None = None  # set at start-up; every call and /readyz say it
     warnings: tuple[str, ...] = ()  # about the database (a role that bypasses RLS)
 
@@ -49,6 +53,9 @@ SCHEMA_FIX = (
     "an operator runs `aipilot db upgrade`, or `aipilot init --adopt` on the existing "
     "system's database, then restarts `aipilot serve`"
 )
+
+
+SERVER_STOPPING = "the server is shutting down; the call was cancelled"
 
 
 def schema_error() -> HttpError:
@@ -176,6 +183,14 @@ def handled(shape: Callable[[AipilotError], Response]) -> Callable[[Endpoint], E
                 return shape(schema_error())
             try:
                 return await endpoint(request)
+            except ClientGone:  # nobody reads this answer: the call's row says it was cancelled
+                log.info("%s: the client hung up; its call was cancelled", request.url.path)
+                return Response(status_code=499)
+            except asyncio.CancelledError:
+                # only uvicorn cancels a request: at shutdown, past the grace period; the
+                # call's row is written (cancelled) and the client is told why
+                log.info("%s: cancelled at shutdown", request.url.path)
+                return shape(HttpError(503, SERVER_STOPPING, code="shutting_down"))
             except DatabaseError as err:  # before any token check too: say not where it is
                 log.warning("%s: the database is unavailable: %s", request.url.path, err.message)
                 return shape(DatabaseError("database unavailable", hint="try again later"))

@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from aipilot.server.common import context, handled, read_json, server_state, text_field
 from aipilot.server.errors import HttpError, function_error
+from aipilot.server.relay import unless_disconnected
 from aipilot.services import documents
 from aipilot.services.assist import assist
 from aipilot.services.catalog.catalog import get_provider
@@ -114,7 +115,8 @@ def assist_request(body: dict[str, Any]) -> assist.AssistRequest:
 async def assist_flut(request: Request) -> Response:
     ctx = await context(request)
     request_ = assist_request(await read_json(request))
-    result = await run_in_threadpool(assist.ask, ctx, request_)
+    async with server_state(request).inflight.slot():
+        result = await unless_disconnected(request, lambda: assist.aask(ctx, request_))
     return JSONResponse(documents.assist(result))  # a refusal too: HTTP 200
 
 

@@ -6,7 +6,10 @@ A refusal is OpenAI's: ``message.refusal`` (a ``delta.refusal`` when streamed) w
 Only the user's active model (module ``global``) is served: ``model`` must be ``active``
 or the active model's key; any other name is a 400 ``model_not_found`` in OpenAI's error
 shape (assist calls go through the one active configuration, its key, quotas and logs).
-``/v1/models`` lists every model the user may choose plus the ``active`` alias.
+``/v1/models`` lists exactly those two ids (none while no model is active).
+
+Both calls await the provider (:func:`aipilot.services.assist.assist.aask`, the stream's
+``async for``); a client that hangs up cancels its call (:mod:`aipilot.server.relay`).
 """
 
 from __future__ import annotations
@@ -14,21 +17,30 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
+import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from aipilot.db.models import ProviderConfig
 from aipilot.errors import AipilotError
-from aipilot.server.common import context, handled, read_json
+from aipilot.server.common import SERVER_STOPPING, context, handled, read_json, server_state
 from aipilot.server.errors import HttpError, openai_error, openai_error_body, status_of
+from aipilot.server.relay import RelayResponse, unless_disconnected
 from aipilot.services.assist import assist
-from aipilot.services.assist.assist import AssistRequest, AssistStream, Message, TokenUsage
-from aipilot.services.catalog import catalog
-from aipilot.services.runtime import Context
+from aipilot.services.assist.assist import (
+    AssistRequest,
+    AssistResult,
+    AssistStream,
+    Message,
+    TokenUsage,
+)
+from aipilot.services.runtime import Context, in_thread
 
 ACTIVE = "active"
 MODULE = "global"
@@ -127,11 +139,14 @@ def _finish(reason: str | None) -> str:
     return reason if reason in FINISH else ("length" if reason == "max_tokens" else "stop")
 
 
-def _complete(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+async def _complete(ctx: Context, body: dict[str, Any]) -> AssistResult:
     try:
-        result = assist.ask(ctx, chat_request(body))
+        return await assist.aask(ctx, chat_request(body))
     except assist.ModelNotServedError as err:
         raise _served(err) from None
+
+
+def _completion(result: AssistResult) -> dict[str, Any]:
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
@@ -154,17 +169,27 @@ def _complete(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _open_stream(ctx: Context, body: dict[str, Any]) -> AssistStream:
+    """Prepared and its quota reserved before the 200: a limit reached is a 429 document."""
     try:
-        return AssistStream(ctx, chat_request(body))
+        stream = AssistStream(ctx, chat_request(body))
     except assist.ModelNotServedError as err:
         raise _served(err) from None
+    stream.open()
+    return stream
 
 
 def _sse(data: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(data, ensure_ascii=False).encode() + b"\n\n"
 
 
-def _events(stream: AssistStream, *, include_usage: bool) -> Iterator[bytes]:
+# the in-band end of a stream that a stopping server cancelled (its row says cancelled)
+SHUTTING_DOWN = (
+    _sse(openai_error_body(HttpError(503, SERVER_STOPPING, code="shutting_down"), 503))
+    + b"data: [DONE]\n\n"
+)
+
+
+async def _events(stream: AssistStream, *, include_usage: bool) -> AsyncGenerator[bytes, None]:
     base = {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion.chunk",
@@ -178,8 +203,9 @@ def _events(stream: AssistStream, *, include_usage: bool) -> Iterator[bytes]:
 
     yield chunk({"role": "assistant", "content": ""})
     try:
-        for text in stream:
-            yield chunk({"content": text})
+        async with aclosing(aiter(stream)) as texts:
+            async for text in texts:
+                yield chunk({"content": text})
     except AipilotError as err:  # after the 200 went out: an in-band error, as OpenAI does
         yield _sse(openai_error_body(err, status_of(err)))
         yield b"data: [DONE]\n\n"
@@ -197,30 +223,52 @@ def _events(stream: AssistStream, *, include_usage: bool) -> Iterator[bytes]:
 async def chat_completions(request: Request) -> Response:
     ctx = await context(request)
     body = await read_json(request)
+    inflight = server_state(request).inflight
     if not body.get("stream"):
-        return JSONResponse(await run_in_threadpool(_complete, ctx, body))
-    stream = await run_in_threadpool(_open_stream, ctx, body)
+        async with inflight.slot():
+            result = await unless_disconnected(request, lambda: _complete(ctx, body))
+        return JSONResponse(_completion(result))
+    inflight.enter()
+    try:
+        stream = await in_thread(_open_stream, ctx, body)
+    except BaseException:
+        inflight.leave()
+        raise
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
-    return StreamingResponse(
+
+    async def closed() -> None:  # the relay ended, however: the row is written by now
+        try:
+            await in_thread(stream.close, "the client")
+        finally:
+            inflight.leave()
+
+    return RelayResponse(
         _events(stream, include_usage=include_usage),
+        on_close=closed,
+        farewell=SHUTTING_DOWN,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
 def _models(ctx: Context) -> list[dict[str, Any]]:
+    """The ids a chat completion accepts for this user: ``active`` and the active model."""
     with ctx.db.session(user_id=ctx.identity.user_id) as session:
-        available = catalog.available_models(session, ctx.identity.user_id)
-    data = [{"id": ACTIVE, "object": "model", "created": 0, "owned_by": "aipilot"}]
-    seen = {ACTIVE}
-    for model in available:
-        if model.model_key not in seen:
-            seen.add(model.model_key)
-            data.append(
-                {"id": model.model_key, "object": "model", "created": 0, "owned_by": model.provider}
+        active = session.execute(
+            sa.select(ProviderConfig.model_name, ProviderConfig.provider_name).where(
+                ProviderConfig.user_id == ctx.identity.user_id,
+                ProviderConfig.module_name == MODULE,
+                ProviderConfig.is_active,
             )
-    return data
+        ).first()
+    if active is None:
+        return []
+    model, provider = active[0], str(active[1]).lower()
+    return [
+        {"id": ACTIVE, "object": "model", "created": 0, "owned_by": provider},
+        {"id": model, "object": "model", "created": 0, "owned_by": provider},
+    ]
 
 
 @handled(openai_error)

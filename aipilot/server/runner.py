@@ -11,14 +11,13 @@ import signal
 from types import FrameType
 
 APP = "aipilot.server.app:create_app"
-GRACEFUL_TIMEOUT_S = 10
 
 
 def _ignore(_signum: int, _frame: FrameType | None) -> None:
     return None
 
 
-def run(*, host: str, port: int, workers: int, debug: bool) -> None:
+def run(*, host: str, port: int, workers: int, debug: bool, grace_s: int = 10) -> None:
     import uvicorn
 
     previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -32,7 +31,7 @@ def run(*, host: str, port: int, workers: int, debug: bool) -> None:
             log_level="debug" if debug else "info",
             server_header=False,
             proxy_headers=False,
-            timeout_graceful_shutdown=GRACEFUL_TIMEOUT_S,
+            timeout_graceful_shutdown=grace_s,
         )
     finally:
         for sig, handler in previous.items():

@@ -522,15 +522,7 @@ def test_calls_in_flight_wait_out_a_long_lock_and_each_writes_its_row(
         hold_limits(database_url, SQLITE_BUSY_TIMEOUT_MS / 1000 + 2)
         outcomes = [c.result() for c in calls]
     assert len(provider_chats(fake)) == len(KINDS) and counters(database_url)[0] == len(KINDS)
-    if database_url.startswith("sqlite"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="the usage row's write is not retried when SQLite stays locked past "
-                "its busy timeout (quotas.reserve is): the first call to record fails with "
-                "'database is locked' after the provider answered, and writes no row",
-            )
-        )
+    # SQLite: the usage row's write is retried past the busy timeout, as the reservation is
     assert [o for o in outcomes if not o.answered] == []
     assert len(chat_rows(database_url)) == len(KINDS)
     assert counters(database_url)[1] == len(KINDS) * cost
