@@ -88,14 +88,23 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_OPTION, False) else "BEGIN")
 
 
+# Connections kept by a process's pool. `aipilot serve` runs at most this many database
+# transactions at once (services.runtime.in_thread), so its pool never opens and closes
+# overflow connections under load (each SQLite open re-runs its PRAGMAs); a command uses one.
+POOL_SIZE = 10
+POOL_OVERFLOW = 10  # token lookups on the server's other threads
+
+
 def create_engine(url: str) -> Engine:
     parsed = make_url(url)
+    pool = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
     if parsed.get_backend_name() == "sqlite":
         _prepare_sqlite_file(parsed.database or "")
-        engine = sa.create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        timeout = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        engine = sa.create_engine(parsed, connect_args=timeout, **pool)
         _install_sqlite_hooks(engine)
         return engine
-    return sa.create_engine(parsed, connect_args=psycopg_options(), pool_pre_ping=False)
+    return sa.create_engine(parsed, connect_args=psycopg_options(), pool_pre_ping=False, **pool)
 
 
 class Database:

@@ -29,6 +29,7 @@ from contextlib import aclosing, closing, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import httpx
 
 from aipilot.errors import NotConfiguredError, UsageError
@@ -50,6 +51,7 @@ from aipilot.providers.types import (
 from aipilot.redaction import redact
 
 CONNECT_TIMEOUT_S = 5.0
+DRAIN_AFTER_END_S = 0.05  # what an async stream waits for its body's end after the last event
 Sleep = Callable[[float], None]
 
 
@@ -156,9 +158,6 @@ def shared_client() -> httpx.Client:
     )
 
 
-# hundreds of calls in flight in one `aipilot serve` process: each holds a connection, and
-# a connection kept alive after a call saves the next one its TCP and TLS handshakes
-ASYNC_LIMITS = httpx.Limits(max_connections=2000, max_keepalive_connections=1000)
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
     weakref.WeakKeyDictionary()
 )
@@ -166,11 +165,16 @@ _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.Async
 
 def shared_async_client() -> httpx.AsyncClient:
     """The async pool of the running event loop (one per process in ``aipilot serve``). An
-    httpx.AsyncClient belongs to the loop it first ran on, hence one per loop."""
+    httpx.AsyncClient belongs to the loop it first ran on, hence one per loop. Hundreds of
+    calls in flight each hold a connection; one kept alive after a call saves the next its
+    TCP and TLS handshakes (:mod:`aipilot.providers.pool`: httpcore's own pool does not
+    scale to that many)."""
+    from aipilot.providers.pool import PooledTransport
+
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None or client.is_closed:
-        client = httpx.AsyncClient(verify=ssl_context(), limits=ASYNC_LIMITS)
+        client = httpx.AsyncClient(transport=PooledTransport(ssl_context()))
         _async_clients[loop] = client
     return client
 
@@ -498,6 +502,11 @@ class HttpProviderClient(ProviderClient):
                 for chunk in reader.feed(event):
                     yield chunk
                 if reader.finished:
+                    # the body's end is usually in the same packet: reading it keeps the
+                    # connection for the next call (a body left unread closes it)
+                    with anyio.move_on_after(DRAIN_AFTER_END_S):
+                        async for _ in ev:
+                            pass
                     break
         yield reader.end()
 

@@ -7,6 +7,7 @@ start-up; ``/readyz`` checks the database with a trivial query on every call.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,7 +37,8 @@ from aipilot.server.common import (
 from aipilot.server.config import ServerConfig
 from aipilot.server.jwks import JwksCache
 from aipilot.server.limits import BodyLimitMiddleware
-from aipilot.services.runtime import PreparedCalls
+from aipilot.services.assist import assist
+from aipilot.services.runtime import Batcher, PreparedCalls, Shared, SharedRead
 
 log = logging.getLogger("aipilot.server")
 CORS_HEADERS = ["authorization", "content-type", "x-client-info", "apikey"]
@@ -112,6 +114,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
     finally:
         await current.inflight.drained(DRAIN_S)
+        await current.shared.usage.idle()  # the rows of the calls that just ended
         await close_shared_async_client()
         current.db.dispose()
 
@@ -151,5 +154,11 @@ def create_app(config: ServerConfig | None = None) -> Starlette:
         audiences=config.jwt_audiences,
         issuer=config.jwt_issuer,
     )
-    app.state.aipilot = ServerState(config=config, db=db, auth=auth, prepared=PreparedCalls())
+    shared = Shared(
+        generation=SharedRead(db.config_generation),
+        usage=Batcher(functools.partial(assist.write_rows, db)),
+    )
+    app.state.aipilot = ServerState(
+        config=config, db=db, auth=auth, prepared=PreparedCalls(), shared=shared
+    )
     return app

@@ -23,7 +23,7 @@ from aipilot.server.config import ServerConfig
 from aipilot.server.errors import HttpError, unexpected
 from aipilot.server.limits import BodyTooLarge
 from aipilot.server.relay import ClientGone, InFlight
-from aipilot.services.runtime import Context, PreparedCalls
+from aipilot.services.runtime import Context, PreparedCalls, Shared
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 log = logging.getLogger("aipilot.server")
@@ -39,6 +39,7 @@ class ServerState:
     db: Database
     auth: Authenticator
     prepared: PreparedCalls[Any]
+    shared: Shared  # one generation read for concurrent calls, usage rows in batches
     # calls running now: a server shutting down waits for their rows before closing the pool
     inflight: InFlight = dataclasses.field(default_factory=InFlight)
     schema_problem: str | None = None  # set at start-up; every call and /readyz say it
@@ -169,7 +170,9 @@ async def context(request: Request) -> Context:
     identity = current.auth.cached(header)  # a cache hit needs no thread hop
     if identity is None:
         identity = await run_in_threadpool(current.auth.identity, header)
-    return Context(db=current.db, identity=identity, prepared=current.prepared)
+    return Context(
+        db=current.db, identity=identity, prepared=current.prepared, shared=current.shared
+    )
 
 
 def handled(shape: Callable[[AipilotError], Response]) -> Callable[[Endpoint], Endpoint]:

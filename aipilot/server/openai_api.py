@@ -40,7 +40,7 @@ from aipilot.services.assist.assist import (
     Message,
     TokenUsage,
 )
-from aipilot.services.runtime import Context, in_thread
+from aipilot.services.runtime import Context
 
 ACTIVE = "active"
 MODULE = "global"
@@ -168,14 +168,12 @@ def _completion(result: AssistResult) -> dict[str, Any]:
     }
 
 
-def _open_stream(ctx: Context, body: dict[str, Any]) -> AssistStream:
+async def _open_stream(ctx: Context, body: dict[str, Any]) -> AssistStream:
     """Prepared and its quota reserved before the 200: a limit reached is a 429 document."""
     try:
-        stream = AssistStream(ctx, chat_request(body))
+        return await AssistStream.aopen(ctx, chat_request(body))
     except assist.ModelNotServedError as err:
         raise _served(err) from None
-    stream.open()
-    return stream
 
 
 def _sse(data: dict[str, Any]) -> bytes:
@@ -201,11 +199,15 @@ async def _events(stream: AssistStream, *, include_usage: bool) -> AsyncGenerato
         choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
         return _sse({**base, "choices": [choice]})
 
+    # a text delta is this chunk with the text's JSON in the middle: built once, not per delta
+    head, _, tail = chunk({"content": ""}).partition(b'"content": ""')
+    head += b'"content": '
+
     yield chunk({"role": "assistant", "content": ""})
     try:
         async with aclosing(aiter(stream)) as texts:
             async for text in texts:
-                yield chunk({"content": text})
+                yield head + json.dumps(text, ensure_ascii=False).encode() + tail
     except AipilotError as err:  # after the 200 went out: an in-band error, as OpenAI does
         yield _sse(openai_error_body(err, status_of(err)))
         yield b"data: [DONE]\n\n"
@@ -230,7 +232,7 @@ async def chat_completions(request: Request) -> Response:
         return JSONResponse(_completion(result))
     inflight.enter()
     try:
-        stream = await in_thread(_open_stream, ctx, body)
+        stream = await _open_stream(ctx, body)
     except BaseException:
         inflight.leave()
         raise
@@ -239,7 +241,7 @@ async def chat_completions(request: Request) -> Response:
 
     async def closed() -> None:  # the relay ended, however: the row is written by now
         try:
-            await in_thread(stream.close, "the client")
+            await stream.aclose("the client")
         finally:
             inflight.leave()
 

@@ -298,14 +298,6 @@ def test_keepalive_expiry_is_respected(monkeypatch: pytest.MonkeyPatch) -> None:
     with_server(test)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pool bug: _Pool only examines an idle connection when a request pops it off its "
-    "origin's stack (LIFO), so connections below the top of the stack stay open past "
-    "KEEPALIVE_S for as long as the load stays below the burst that opened them (httpcore's "
-    "pool closes every expired idle connection on each request); after a burst of 500 calls, "
-    "~499 sockets stay open (CLOSE_WAIT once the provider drops them) until the next burst",
-)
 def test_idle_connections_past_their_keepalive_are_closed_while_others_are_used(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -57,8 +57,7 @@ def _storable(text: str | None) -> str | None:
     return text.replace("\x00", "\ufffd") if text is not None else None
 
 
-def record(
-    executor: Session | Connection,
+def usage_values(
     identity: Identity,
     *,
     kind: str,
@@ -72,31 +71,34 @@ def record(
     cancelled: bool = False,
     request_content: str | None = None,
     response_content: str | None = None,
-) -> None:
-    # a Core INSERT: no object to track, so no unit-of-work flush (this runs on every call)
-    executor.execute(
-        USAGE_INSERT,
-        dict(
-            user_id=identity.user_id,
-            module_name=module,
-            kind=kind,
-            provider_key=provider_key,
-            model_name=model,
-            input_tokens=tokens.input_tokens,
-            output_tokens=tokens.output_tokens,
-            reasoning_tokens=tokens.reasoning_tokens,
-            cache_read_tokens=tokens.cache_read_tokens,
-            cache_write_tokens=tokens.cache_write_tokens,
-            cost_usd=cost,
-            latency_ms=outcome.latency_ms,
-            ttft_ms=ttft_ms,
-            outcome="cancelled" if cancelled else ("ok" if outcome.ok else "error"),
-            error_code=outcome.error_code,
-            error_message=_storable(outcome.error),
-            request_content=_storable(request_content),
-            response_content=_storable(response_content),
-            # set here rather than by the database: SQLite's now() has whole seconds only,
-            # and history must keep the order of calls made within one second
-            created_at=datetime.now(UTC),
-        ),
+) -> dict[str, object]:
+    """The ``ai_usage_logs`` row of one call, as :data:`USAGE_INSERT`'s parameters."""
+    return dict(
+        user_id=identity.user_id,
+        module_name=module,
+        kind=kind,
+        provider_key=provider_key,
+        model_name=model,
+        input_tokens=tokens.input_tokens,
+        output_tokens=tokens.output_tokens,
+        reasoning_tokens=tokens.reasoning_tokens,
+        cache_read_tokens=tokens.cache_read_tokens,
+        cache_write_tokens=tokens.cache_write_tokens,
+        cost_usd=cost,
+        latency_ms=outcome.latency_ms,
+        ttft_ms=ttft_ms,
+        outcome="cancelled" if cancelled else ("ok" if outcome.ok else "error"),
+        error_code=outcome.error_code,
+        error_message=_storable(outcome.error),
+        request_content=_storable(request_content),
+        response_content=_storable(response_content),
+        # set here rather than by the database: SQLite's now() has whole seconds only,
+        # and history must keep the order of calls made within one second
+        created_at=datetime.now(UTC),
     )
+
+
+def record(executor: Session | Connection, identity: Identity, **call: Any) -> None:
+    """Write one call's row (:func:`usage_values`' arguments)."""
+    # a Core INSERT: no object to track, so no unit-of-work flush (this runs on every call)
+    executor.execute(USAGE_INSERT, usage_values(identity, **call))

@@ -25,6 +25,7 @@ transaction after it.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -36,9 +37,11 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from aipilot.db.engine import Database, set_identity
 from aipilot.db.models import Model, ProviderConfig
 from aipilot.errors import (
     AipilotError,
+    DatabaseError,
     ModelOutputError,
     NotConfiguredError,
     RefusedError,
@@ -64,6 +67,7 @@ if TYPE_CHECKING:
         Usage,
     )
 
+log = logging.getLogger("aipilot.assist")
 MAX_LOGGED_TEXT = 20_000
 REFUSAL = "refusal"  # the finish reason and the usage row's error_code of a refusal
 
@@ -159,19 +163,30 @@ def _check_request(request: AssistRequest) -> None:
 
 
 def _prepare(ctx: Context, request: AssistRequest) -> _Prepared:
+    # the generation is read first: a change committed after it is seen on the next call
+    generation = ctx.db.config_generation() if ctx.prepared is not None else None
+    return _cached(ctx, request, generation) or _prepare_at(ctx, request, generation)
+
+
+def _cached(ctx: Context, request: AssistRequest, generation: int | None) -> _Prepared | None:
+    """The prepared call kept for this generation, if any (no database work)."""
     _check_request(request)
+    if ctx.prepared is None:
+        return None
+    found = ctx.prepared.get((ctx.identity.user_id, module_name(request.module)), generation)
+    return None if found is None else _for_request(found, request)
+
+
+def _prepare_at(ctx: Context, request: AssistRequest, generation: int | None) -> _Prepared:
+    """Read what the call needs (configuration, key, prices), kept under ``generation``."""
     module = module_name(request.module)
-    cache = ctx.prepared
-    key = (ctx.identity.user_id, module)
-    found, generation = None, None
-    if cache is not None:
-        # read first: a change committed after it is seen on the next call
-        generation = ctx.db.config_generation()
-        found = cache.get(key, generation)
-    if found is None:
-        found = _read_prepared(ctx, module, request.model)
-        if cache is not None:
-            cache.put(key, generation, found)
+    found = _read_prepared(ctx, module, request.model)
+    if ctx.prepared is not None:
+        ctx.prepared.put((ctx.identity.user_id, module), generation, found)
+    return _for_request(found, request)
+
+
+def _for_request(found: _Prepared, request: AssistRequest) -> _Prepared:
     _check_served(request.model, found.model)
     return found if request.system is None else replace(found, system=request.system)
 
@@ -325,7 +340,7 @@ class _Call:
         self.ctx, self.request, self.prep = ctx, request, prep
         self.chat = _chat_request(prep, request)
         self.started = time.monotonic()
-        self.text = ""
+        self._parts: list[str] = []  # the text received, joined when read (not per chunk)
         self.ttft_ms: int | None = None
         self.finish: str | None = None
         self.usage: Usage | None = None
@@ -333,11 +348,30 @@ class _Call:
         self.ended = False  # the final chunk (finish reason and usage) arrived
         self._recorded = False
         self._lock = threading.Lock()
+        # the awaiting drivers keep the row here and submit it (see flush); None: written
+        # at once, in the caller's thread
+        self.deferred: list[UsageRow] | None = None
 
     @classmethod
     def open(cls, ctx: Context, request: AssistRequest, prep: _Prepared | None = None) -> _Call:
         """Prepare (unless given) and reserve the quota: from here on a row is owed."""
         return cls(ctx, request, _reserve(ctx, prep or _prepare(ctx, request)))
+
+    def write(self, row: UsageRow) -> None:
+        if self.deferred is not None:
+            self.deferred.append(row)
+        else:
+            _raise_first(write_rows(self.ctx.db, [row]))
+
+    async def flush(self) -> None:
+        """Submit the row a deferred call computed (awaiting drivers, always, at the end)."""
+        rows, self.deferred = self.deferred or [], None
+        for row in rows:
+            shared = self.ctx.shared
+            if shared is not None:
+                await shared.usage.submit(row)
+            else:
+                _raise_first(await in_thread(write_rows, self.ctx.db, [row]))
 
     def client(self) -> ProviderClient:
         from aipilot.providers import client_for
@@ -348,12 +382,19 @@ class _Call:
         """Count one streamed chunk; the text to pass on."""
         if chunk.text and self.ttft_ms is None:
             self.ttft_ms = int((time.monotonic() - self.started) * 1000)
-        self.text += chunk.text
+        if chunk.text:
+            self._parts.append(chunk.text)
         self.finish = chunk.finish_reason or self.finish
         self.usage = chunk.usage or self.usage
         self.refusal = chunk.refusal or self.refusal
         self.ended = self.ended or chunk.finish_reason is not None
         return chunk.text
+
+    @property
+    def text(self) -> str:
+        if len(self._parts) > 1:
+            self._parts[:] = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
 
     def _claim(self) -> bool:
         """True for the one caller that writes the row."""
@@ -418,20 +459,44 @@ def ask(ctx: Context, request: AssistRequest) -> AssistResult:
     return call.answered(response)
 
 
+async def _aopen(ctx: Context, request: AssistRequest) -> _Call:
+    """:meth:`_Call.open` for the awaiting drivers: a cached prepared call needs no thread
+    (the generation is read once for every call that asks at the same moment), nor does a
+    call without limits; the row is deferred (:meth:`_Call.flush`)."""
+    shared = ctx.shared
+    if shared is not None and ctx.prepared is not None:
+        generation = await shared.generation.current()
+        prep = _cached(ctx, request, generation)
+        if prep is None:
+            prep = await in_thread(_prepare_at, ctx, request, generation)
+    else:
+        prep = await in_thread(_prepare, ctx, request)
+    if prep.user_limits or prep.connexion_id is not None:
+        call = await in_thread(_Call.open, ctx, request, prep)
+    else:
+        call = _Call.open(ctx, request, prep)  # nothing to reserve: no database work
+    call.deferred = []
+    return call
+
+
 async def aask(ctx: Context, request: AssistRequest) -> AssistResult:
     """:func:`ask`, awaiting the provider: no thread waits while the model thinks.
     Cancelling it (a client that hung up) closes the provider's connection and records the
     call as cancelled."""
-    call = await in_thread(_Call.open, ctx, request)
+    call = await _aopen(ctx, request)
     try:
-        response = await call.client().achat(call.chat)
-    except Exception as err:
-        await in_thread(call.failed, err)
-        raise
-    except BaseException:  # cancelled: the client hung up, or the server is stopping
-        await in_thread(call.cancelled, "the client")
-        raise
-    return await in_thread(call.answered, response)
+        try:
+            response = await call.client().achat(call.chat)
+        except Exception as err:
+            call.failed(err)
+            raise
+        except BaseException:  # cancelled: the client hung up, or the server is stopping
+            call.cancelled("the client")
+            raise
+        return call.answered(response)
+    finally:
+        with anyio_shield():
+            await call.flush()
 
 
 @dataclass(frozen=True)
@@ -485,6 +550,17 @@ def _record_failure(call: _Call, err: AipilotError) -> None:
     _record(call, outcome, TokenUsage(), None, None, auth_error=auth_error)
 
 
+@dataclass(frozen=True)
+class UsageRow:
+    """One call's ``ai_usage_logs`` row, and what writing it settles."""
+
+    user_id: uuid.UUID | None
+    values: dict[str, object]
+    reservation: quotas.Reservation
+    cost: Decimal | None
+    auth_error: str | None = None  # the organisation's key was refused: mark its connection
+
+
 def _record(
     call: _Call,
     outcome: calls.CallOutcome,
@@ -499,60 +575,122 @@ def _record(
 ) -> None:
     ctx, prep, request = call.ctx, call.prep, call.request
     asked = json.dumps([m.content for m in request.messages], ensure_ascii=False)
+    values = calls.usage_values(
+        ctx.identity,
+        kind="chat",
+        provider_key=prep.settings.provider_key,
+        outcome=outcome,
+        model=prep.model,
+        module=request.module,
+        tokens=calls.Tokens(
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.reasoning_tokens,
+            usage.cache_read_tokens,
+            usage.cache_write_tokens,
+        ),
+        cost=cost,
+        ttft_ms=ttft_ms,
+        cancelled=cancelled,
+        request_content=asked[:MAX_LOGGED_TEXT] if request.log_content else None,
+        response_content=(answer or "")[:MAX_LOGGED_TEXT]
+        if (request.log_content or keep_answer)
+        else None,
+    )
+    call.write(UsageRow(ctx.identity.user_id, values, prep.reservation, cost, auth_error))
 
-    # a Core connection, not an ORM session: this transaction runs after every call; it
-    # does not wait for the disk (see Database.connection): a power cut may lose the last
-    # few usage rows, a crash of this process cannot. The provider has answered (and
-    # billed) by now: a database busy for longer than SQLite's timeout is waited out.
-    def write() -> None:
-        with ctx.db.connection(user_id=ctx.identity.user_id, write=True, durable=False) as conn:
-            calls.record(
-                conn,
-                ctx.identity,
-                kind="chat",
-                provider_key=prep.settings.provider_key,
-                outcome=outcome,
-                model=prep.model,
-                module=request.module,
-                tokens=calls.Tokens(
-                    usage.input_tokens,
-                    usage.output_tokens,
-                    usage.reasoning_tokens,
-                    usage.cache_read_tokens,
-                    usage.cache_write_tokens,
-                ),
-                cost=cost,
-                ttft_ms=ttft_ms,
-                cancelled=cancelled,
-                request_content=asked[:MAX_LOGGED_TEXT] if request.log_content else None,
-                response_content=(answer or "")[:MAX_LOGGED_TEXT]
-                if (request.log_content or keep_answer)
-                else None,
-            )
-            quotas.settle(conn, prep.reservation, cost)
 
-    locks.retry_when_locked(write)
-    if auth_error is not None and prep.reservation.connexion_id is not None:
-        # the organisation's key was refused: its connection shows 'error' until a test
-        with ctx.db.session(user_id=ctx.identity.user_id, write=True) as session:
-            org_openai.mark_auth_failure(session, prep.reservation.connexion_id, auth_error)
+def write_rows(db: Database, rows: list[UsageRow]) -> list[BaseException | None]:
+    """Write usage rows and settle their reservations in one transaction; per row, None or
+    the error that kept it out (a batch that fails is written again row by row, so one bad
+    row cannot keep the others out).
+
+    A Core connection, not an ORM session: this runs after every call. It does not wait for
+    the disk (see Database.connection): a power cut may lose the last few usage rows, a
+    crash of this process cannot. The provider has answered (and billed) by now: a database
+    busy for longer than SQLite's timeout is waited out. On PostgreSQL each row is written
+    as its own user (row-level security applies).
+    """
+
+    def write(batch: list[UsageRow]) -> None:
+        first = batch[0].user_id
+        with db.connection(user_id=first, write=True, durable=False) as conn:
+            current = first
+            for row in batch:
+                if row.user_id != current and db.dialect == "postgresql":
+                    set_identity(conn, row.user_id)
+                    current = row.user_id
+                conn.execute(calls.USAGE_INSERT, row.values)
+                quotas.settle(conn, row.reservation, row.cost)
+
+    errors: list[BaseException | None]
+    try:
+        locks.retry_when_locked(lambda: write(rows))
+        errors = [None] * len(rows)
+    except Exception as err:  # also what is not translated: an IntegrityError, an overflow
+        if len(rows) == 1:
+            return [_refused(err)]
+        errors = []
+        for row in rows:
+            try:
+                locks.retry_when_locked(lambda row=row: write([row]))  # type: ignore[misc]
+                errors.append(None)
+            except Exception as one:
+                errors.append(_refused(one))
+    for row, error in zip(rows, errors, strict=True):
+        if error is None and row.auth_error is not None and row.reservation.connexion_id:
+            # the organisation's key was refused: its connection shows 'error' until a test
+            # (the row is written: a failure here is logged, not the call's)
+            try:
+                with db.session(user_id=row.user_id, write=True) as session:
+                    org_openai.mark_auth_failure(
+                        session, row.reservation.connexion_id, row.auth_error
+                    )
+            except Exception as exc:
+                log.warning("could not mark the organisation's connection: %s", exc)
+    return errors
+
+
+def _refused(err: Exception) -> AipilotError:
+    """A refused usage row as aipilot's error (a foreign key: its user was deleted meanwhile;
+    a value out of range); a database error already is one."""
+    if isinstance(err, AipilotError):
+        return err
+    refused = DatabaseError(
+        f"the database refused the call's usage row ({type(err).__name__})",
+        hint="see the server's log",
+    )
+    refused.__cause__ = err
+    return refused
+
+
+def _raise_first(errors: list[BaseException | None]) -> None:
+    for error in errors:
+        if error is not None:
+            raise error
 
 
 class AssistStream:
     """Text deltas of a streamed chat; ``result`` is set once the stream has ended.
 
-    Built (the call prepared: configuration, key, prices) in the caller's thread; the quota
-    is reserved by :meth:`open` (or the first iteration). Iterate it (``for``, blocking) or
-    ``async for`` it after ``await to_thread(stream.open)`` (``aipilot serve``). A stream
-    that breaks midway keeps what arrived in ``text`` and logs the failure; Ctrl-C, an
-    iterator closed early or :meth:`close` log the call as cancelled, with what it cost.
+    Blocking: built in the caller's thread (the call prepared: configuration, key, prices),
+    the quota reserved by :meth:`open` (or the first iteration), then iterated with ``for``.
+    Awaiting (``aipilot serve``): ``stream = await AssistStream.aopen(ctx, request)``, then
+    ``async for``, then always ``await stream.aclose()``. A stream that breaks midway keeps
+    what arrived in ``text`` and logs the failure; Ctrl-C, an iterator closed early or
+    :meth:`close` log the call as cancelled, with what it cost.
     """
 
-    def __init__(self, ctx: Context, request: AssistRequest) -> None:
+    def __init__(self, ctx: Context, request: AssistRequest, *, call: _Call | None = None) -> None:
         self._ctx, self._request = ctx, request
-        self._prep = _prepare(ctx, request)
-        self._call: _Call | None = None
+        self._prep = call.prep if call is not None else _prepare(ctx, request)
+        self._call = call
         self.result: AssistResult | None = None
+
+    @classmethod
+    async def aopen(cls, ctx: Context, request: AssistRequest) -> AssistStream:
+        """Prepared and its quota reserved (a usage row is owed from here on)."""
+        return cls(ctx, request, call=await _aopen(ctx, request))
 
     @property
     def provider(self) -> str:
@@ -576,6 +714,13 @@ class AssistStream:
         if self._call is not None:
             self._call.cancelled(by)
 
+    async def aclose(self, by: str = "the client") -> None:
+        """:meth:`close` for a stream opened with :meth:`aopen`: the row is then written."""
+        if self._call is not None:
+            self._call.cancelled(by)
+            with anyio_shield():
+                await self._call.flush()
+
     def __iter__(self) -> Iterator[str]:
         self.open()
         call = self._opened()
@@ -595,22 +740,33 @@ class AssistStream:
     async def __aiter__(self) -> AsyncGenerator[str, None]:
         call = self._opened()
         try:
-            async with aclosing(call.client().achat_stream(call.chat)) as chunks:
-                async for chunk in chunks:
-                    if call.take(chunk):
-                        yield chunk.text
-        except Exception as err:
-            await in_thread(call.failed, err)
-            raise
-        except BaseException:  # the client hung up, or the server is shutting down
-            await in_thread(call.cancelled, "the client")
-            raise
-        self.result = await in_thread(call.streamed)
+            try:
+                async with aclosing(call.client().achat_stream(call.chat)) as chunks:
+                    async for chunk in chunks:
+                        if call.take(chunk):
+                            yield chunk.text
+            except Exception as err:
+                call.failed(err)
+                raise
+            except BaseException:  # the client hung up, or the server is shutting down
+                call.cancelled("the client")
+                raise
+            self.result = call.streamed()
+        finally:
+            with anyio_shield():
+                await call.flush()
 
     def _opened(self) -> _Call:
         if self._call is None:
-            raise RuntimeError("AssistStream.open() must run before async iteration")
+            raise RuntimeError("AssistStream.aopen() must run before async iteration")
         return self._call
+
+
+def anyio_shield() -> Any:
+    """A cancel scope shielded from cancellation (anyio imported only by async callers)."""
+    import anyio
+
+    return anyio.CancelScope(shield=True)
 
 
 def user_message(text: str) -> tuple[Message, ...]:

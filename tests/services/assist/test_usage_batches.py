@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
-import sqlalchemy as sa
 
 from aipilot.config import Settings
 from aipilot.errors import AipilotError, PermissionDeniedError
@@ -164,20 +163,6 @@ def test_a_mixed_batch_passes_row_level_security(
 HUGE = 2**64
 
 
-def expect_untranslated_refusal(request: pytest.FixtureRequest) -> None:
-    request.applymarker(
-        pytest.mark.xfail(
-            strict=True,
-            raises=(sa.exc.IntegrityError, OverflowError),
-            reason="write_rows retries row by row, and returns a row's error, only for an "
-            "AipilotError; a refusal the database layer does not translate (IntegrityError: a "
-            "foreign key, a CHECK, a NOT NULL; sqlite3's OverflowError) escapes it, so the "
-            "batch's other rows are not written and, through Batcher, every submitter of the "
-            "batch gets that error",
-        )
-    )
-
-
 @pytest.mark.parametrize("refusal", ["user deleted meanwhile", "tokens out of range"])
 def test_a_row_the_database_refuses_keeps_only_itself_out(
     users: dict[str, Context],
@@ -186,8 +171,6 @@ def test_a_row_the_database_refuses_keeps_only_itself_out(
     refusal: str,
     request: pytest.FixtureRequest,
 ) -> None:
-    if refusal == "user deleted meanwhile" or backend == "sqlite":
-        expect_untranslated_refusal(request)
     alice, bob, carol = users["alice"], users["bob"], users["carol"]
     first = usage_row(alice, "note a1", "0.10")
     if refusal == "user deleted meanwhile":
@@ -209,8 +192,6 @@ def test_a_row_the_database_refuses_keeps_only_itself_out(
 def test_a_lone_row_the_database_refuses_returns_its_error(
     users: dict[str, Context], database_url: str, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    if backend == "sqlite":
-        expect_untranslated_refusal(request)
     row = usage_row(users["bob"], "note b1", "0.20", output_tokens=HUGE)
     [error] = assist.write_rows(users["alice"].db, [row])
     assert isinstance(error, AipilotError)
