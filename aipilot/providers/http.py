@@ -51,7 +51,8 @@ from aipilot.providers.types import (
 from aipilot.redaction import redact
 
 CONNECT_TIMEOUT_S = 5.0
-DRAIN_AFTER_END_S = 0.05  # what an async stream waits for its body's end after the last event
+DRAIN_AFTER_END_S = 0.5  # what an async stream waits for its body's end after [DONE] (it is
+# normally in the same packet; the wait is for a loaded event loop)
 Sleep = Callable[[float], None]
 
 
