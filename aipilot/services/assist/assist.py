@@ -482,7 +482,7 @@ async def _aopen(ctx: Context, request: AssistRequest) -> _Call:
 async def aask(ctx: Context, request: AssistRequest) -> AssistResult:
     """:func:`ask`, awaiting the provider: no thread waits while the model thinks.
     Cancelling it (a client that hung up) closes the provider's connection and records the
-    call as cancelled."""
+    call as cancelled. The usage row is written before this returns or raises."""
     call = await _aopen(ctx, request)
     try:
         try:
@@ -613,15 +613,20 @@ def write_rows(db: Database, rows: list[UsageRow]) -> list[BaseException | None]
     """
 
     def write(batch: list[UsageRow]) -> None:
+        by_user: dict[uuid.UUID | None, list[UsageRow]] = {}
+        for row in batch:
+            by_user.setdefault(row.user_id, []).append(row)
         first = batch[0].user_id
         with db.connection(user_id=first, write=True, durable=False) as conn:
-            current = first
-            for row in batch:
-                if row.user_id != current and db.dialect == "postgresql":
-                    set_identity(conn, row.user_id)
-                    current = row.user_id
-                conn.execute(calls.USAGE_INSERT, row.values)
-                quotas.settle(conn, row.reservation, row.cost)
+            for user, rows_of_user in by_user.items():
+                if user != first and db.dialect == "postgresql":
+                    set_identity(conn, user)
+                # one executemany per user: each statement costs the worker thread a wait
+                # for the GIL that a busy event loop holds
+                values = [row.values for row in rows_of_user]
+                conn.execute(calls.USAGE_INSERT, values if len(values) > 1 else values[0])
+                for row in rows_of_user:
+                    quotas.settle(conn, row.reservation, row.cost)
 
     errors: list[BaseException | None]
     try:
@@ -738,6 +743,7 @@ class AssistStream:
         self.result = call.streamed()
 
     async def __aiter__(self) -> AsyncGenerator[str, None]:
+        """The text deltas; the row is written before the iteration ends, however it ends."""
         call = self._opened()
         try:
             try:
