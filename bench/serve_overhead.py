@@ -206,10 +206,14 @@ answers `/healthz` in {health1:.2f} ms, next to {direct1:.2f} ms for the fake's 
 time goes to the assist path. Per call it does: bearer auth (cached 30 s), one SELECT of the
 configuration generation (the active config, provider settings, decrypted key, prices and
 limits are kept per user and module until a trigger bumps that number), the provider call
-over the process-wide kept-alive pool, and one INSERT of the usage row (a Core statement,
-committed without waiting for the disk: see `Database.connection(durable=False)`), plus the
-thread-pool hop. At concurrency {c} the {os.cpu_count()} CPUs are shared by three processes
-and SQLite takes the usage-log writes one at a time, which is what stretches p99."""
+awaited over the process-wide async pool (httpx), and one INSERT of the usage row (a Core
+statement, committed without waiting for the disk: see `Database.connection(durable=False)`).
+Since issue 17 the two database steps each hop to a database thread and back (the read
+shared by the calls asking at once, the row written in a batch): that is what costs at
+concurrency 1 against the former single thread-pool hop, and what lets hundreds of calls
+wait on providers at once (`bench/serve_load.py`). At concurrency {c} the
+{os.cpu_count()} CPUs are shared by three processes and SQLite takes the usage-log writes
+one at a time, which is what stretches p99."""
 
 
 if __name__ == "__main__":
