@@ -633,8 +633,10 @@ def write_rows(db: Database, rows: list[UsageRow]) -> list[BaseException | None]
         locks.retry_when_locked(lambda: write(rows))
         errors = [None] * len(rows)
     except Exception as err:  # also what is not translated: an IntegrityError, an overflow
-        if len(rows) == 1:
-            return [_refused(err)]
+        if len(rows) == 1 or not _row_refused(err):
+            # the database, not a row: every row fails alike (retrying each would multiply
+            # the outage, and could write twice a batch whose COMMIT did land)
+            return [_refused(err)] * len(rows)
         errors = []
         for row in rows:
             try:
@@ -654,6 +656,16 @@ def write_rows(db: Database, rows: list[UsageRow]) -> list[BaseException | None]
             except Exception as exc:
                 log.warning("could not mark the organisation's connection: %s", exc)
     return errors
+
+
+def _row_refused(err: BaseException) -> bool:
+    """Did the database refuse a row's values (not fail as a whole)?"""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, sa.exc.IntegrityError | sa.exc.DataError | OverflowError):
+            return True
+        seen = seen.__cause__
+    return False
 
 
 def _refused(err: Exception) -> AipilotError:
